@@ -1,0 +1,33 @@
+"""gradforge: a small, readable deep-learning framework with PyTorch's API.
+
+NumPy on the CPU, CuPy and hand-written CUDA kernels on NVIDIA GPUs; ``import gradforge as
+torch`` runs a PyTorch training loop.
+"""
+from . import autograd
+from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from .backend import device
+from .backend.dtypes import (bool_ as bool, dtype, float16, float32, float64,
+                             get_default_dtype, int8, int16, int32, int64, set_default_dtype,
+                             uint8)
+from .tensor import Size, Tensor
+from .ops import *  # noqa: F401,F403  the op library is the top-level namespace, as in torch
+from .ops import TENSOR_METHODS as _TENSOR_METHODS  # noqa: F401
+from .random import (Generator, get_rng_state, initial_seed, manual_seed, seed,
+                     set_rng_state, default_generator)
+from . import cuda
+
+half, float, double, long, int, short = float16, float32, float64, int64, int32, int16
+
+__version__ = "0.1.0"
+
+
+def is_tensor(obj) -> "builtins.bool":
+    return isinstance(obj, Tensor)
+
+
+def numel(input: Tensor) -> "builtins.int":
+    return input.numel()
+
+
+def is_floating_point(input: Tensor) -> "builtins.bool":
+    return input.is_floating_point()

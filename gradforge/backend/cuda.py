@@ -1,0 +1,188 @@
+"""The CUDA backend: CuPy arrays, the kernel loader and launcher. The only module importing cupy.
+
+``status()`` explains, when CUDA cannot be used, which of the three requirements is missing
+(the cupy package, a working driver, a device) and how to install the GPU extra.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+
+import numpy as np
+
+from .device import device
+from .kernels import kernel_source
+
+_INSTALL_HINT = ('install the GPU extra that matches your CUDA toolkit: '
+                 'pip install "gradforge[cuda12]" or pip install "gradforge[cuda13]"')
+
+_cupy = None
+_status: tuple[bool, str] | None = None
+_backends: dict = {}
+_current = 0
+
+
+def _import_cupy():
+    """Import cupy, or the test-only simulator when GRADFORGE_SIMULATE_CUDA=1.
+
+    NOTE: the simulator is a module under tests/ that the test suite puts on sys.path; user
+    code never sets the variable, so an installed gradforge never imports test code.
+    """
+    if os.environ.get("GRADFORGE_SIMULATE_CUDA") == "1":
+        return importlib.import_module("simcuda")
+    return importlib.import_module("cupy")
+
+
+def status() -> tuple[bool, str]:
+    """``(True, "")`` when CUDA is usable, else ``(False, why and how to fix it)``."""
+    global _cupy, _status
+    if _status is not None:
+        return _status
+    try:
+        cp = _import_cupy()
+    except ImportError as e:
+        _status = (False, f"CuPy is not installed ({e}); {_INSTALL_HINT}")
+        return _status
+    try:
+        count = cp.cuda.runtime.getDeviceCount()
+    except Exception as e:  # CUDARuntimeError: no driver, driver too old, ...
+        _status = (False, f"CuPy is installed but the NVIDIA driver is not usable ({e}); "
+                          "install or update the NVIDIA driver")
+        return _status
+    if count == 0:
+        _status = (False, "CuPy and the driver are present but no CUDA device was found")
+        return _status
+    _cupy = cp
+    _status = (True, "")
+    return _status
+
+
+def is_available() -> bool:
+    return status()[0]
+
+
+def require() -> object:
+    """The cupy module, or a RuntimeError saying why CUDA cannot be used."""
+    ok, why = status()
+    if not ok:
+        raise RuntimeError(f"CUDA is not available: {why}")
+    return _cupy
+
+
+def device_count() -> int:
+    return _cupy.cuda.runtime.getDeviceCount() if is_available() else 0
+
+
+def current_device() -> int:
+    require()
+    return _current
+
+
+def set_device(index: int) -> None:
+    global _current
+    cp = require()
+    index = int(index)
+    if not 0 <= index < device_count():
+        raise RuntimeError(f"CUDA device {index} does not exist: {device_count()} device(s) present")
+    cp.cuda.Device(index).use()
+    _current = index
+
+
+def get_backend(index: int | None):
+    """The backend for ``cuda:index`` (created once per device)."""
+    cp = require()
+    index = _current if index is None else index
+    if index >= device_count():
+        raise RuntimeError(
+            f"CUDA error: invalid device ordinal cuda:{index} ({device_count()} device(s) present)")
+    b = _backends.get(index)
+    if b is None:
+        b = _backends[index] = CUDABackend(cp, index)
+    return b
+
+
+class CUDABackend:
+    """CuPy on one GPU; kernels from ``kernels/*.cu`` compiled once per (file, device, dtype)."""
+
+    name = "cuda"
+
+    def __init__(self, cp, index: int):
+        self.xp = cp
+        self.index = index
+        self.device = device("cuda", index)
+        self._modules: dict = {}
+
+    def asarray(self, data, dtype=None):
+        with self.xp.cuda.Device(self.index):
+            return self.xp.asarray(data, dtype=dtype)
+
+    def to_host(self, array) -> np.ndarray:
+        return self.xp.asnumpy(array)
+
+    def synchronize(self) -> None:
+        with self.xp.cuda.Device(self.index):
+            self.xp.cuda.runtime.deviceSynchronize()
+
+    def new_generator(self, seed: int):
+        # Random numbers on the GPU are drawn on the GPU.
+        with self.xp.cuda.Device(self.index):
+            return self.xp.random.default_rng(seed)
+
+    def add_at(self, target, index, values) -> None:
+        # cupy.add.at is unbuffered like numpy's: repeated indices accumulate.
+        self.xp.add.at(target, index, values)
+
+    def erf(self, x):
+        return importlib.import_module("cupyx.scipy.special").erf(x)
+
+    # -- kernels -------------------------------------------------------------------------
+    def kernel(self, filename: str, name: str, dtype):
+        """The compiled ``__global__`` function ``name`` of ``kernels/<filename>``.
+
+        Each file is compiled once per device and element type with ``-Dscalar_t=<type>``.
+        """
+        ctype = _C_TYPES[np.dtype(dtype)]
+        key = (filename, ctype)
+        module = self._modules.get(key)
+        if module is None:
+            with self.xp.cuda.Device(self.index):
+                module = self.xp.RawModule(code=kernel_source(filename),
+                                           options=("-std=c++14", f"-Dscalar_t={ctype}"))
+            self._modules[key] = module
+        return module.get_function(name)
+
+    def launch(self, filename: str, name: str, n_threads: int, *args) -> None:
+        """Launch ``name`` over ``n_threads`` logical threads (grid-stride kernels).
+
+        Scalars are passed with their exact C types, since CuPy does not check them: Python
+        ints become ``long long`` (all kernel sizes and indices are 64-bit) and Python floats
+        become ``scalar_t`` (the dtype of the first array argument).
+        """
+        arrays = [a for a in args if isinstance(a, self.xp.ndarray)]
+        dtype = arrays[0].dtype
+        for a in arrays:
+            if not a.flags.c_contiguous:
+                raise ValueError(f"kernel {name}: array arguments must be C-contiguous")
+        converted = tuple(
+            np.int64(a) if isinstance(a, (int, np.integer)) and not isinstance(a, bool)
+            else dtype.type(a) if isinstance(a, float) else a
+            for a in args)
+        block, grid = launch_geometry(n_threads)
+        with self.xp.cuda.Device(self.index):
+            self.kernel(filename, name, dtype)((grid,), (block,), converted)
+
+    # -- memory ---------------------------------------------------------------------------
+    def memory_pool(self):
+        return self.xp.get_default_memory_pool()
+
+
+_C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+
+BLOCK = 256
+MAX_BLOCKS = 65535
+
+
+def launch_geometry(n_threads: int) -> tuple[int, int]:
+    """``(threads per block, blocks)`` for a grid-stride kernel covering ``n_threads``."""
+    blocks = max(1, min(MAX_BLOCKS, (int(n_threads) + BLOCK - 1) // BLOCK))
+    return BLOCK, blocks

@@ -1,0 +1,59 @@
+"""The op library, grouped by family; every public op is re-exported here.
+
+``TENSOR_METHODS`` lists the ops bound as ``Tensor`` methods of the same name.
+"""
+from .conversion import clone, contiguous, is_contiguous, to
+from .creation import (arange, as_tensor, bernoulli, empty, empty_like, eye, from_dlpack,
+                       from_numpy, full, full_like, linspace, multinomial, normal_, ones,
+                       ones_like, rand, rand_like, randint, randint_like, randn, randn_like,
+                       randperm, tensor, uniform_, zeros, zeros_like)
+from .elementwise import (abs, add, allclose, ceil, clamp, clip, cos, div, eq, equal, erf, exp,
+                          floor, floor_divide, ge, greater, greater_equal, gt, isclose, isfinite,
+                          isinf, isnan, le, less, less_equal, log, log1p, logical_and,
+                          logical_not, logical_or, logical_xor, lt, maximum, minimum, mul, ne,
+                          neg, not_equal, pow, relu, remainder, round, rsqrt, sigmoid, sign, sin,
+                          sqrt, square, sub, tanh, trunc, where)
+from .indexing import (gather, getitem, index_put, index_select, masked_fill, nonzero,
+                       scatter, scatter_add, setitem, sort, argsort, take_along_dim, topk)
+from .inplace import (abs_, add_, addcdiv_, addcmul_, clamp_, clip_, copy_, div_, exp_, fill_,
+                      lerp_, masked_fill_, mul_, neg_, pow_, relu_, sigmoid_, sqrt_, sub_,
+                      tanh_, zero_)
+from .matmul import bmm, dot, einsum, matmul, mm, outer
+from .movement import (broadcast_to, cat, chunk, concat, concatenate, expand, expand_as,
+                       flatten, narrow, permute, repeat, reshape, reshape_as, split, squeeze,
+                       stack, swapaxes, t, transpose, unbind, unflatten, unsqueeze, view,
+                       view_as)
+from .printing import tensor_repr
+from .reduce import (all, amax, amin, any, argmax, argmin, count_nonzero, cumsum, log_softmax,
+                     logsumexp, max, mean, min, norm, prod, softmax, std, std_mean, sum,
+                     sum_to_size, var, var_mean)
+
+subtract, multiply, divide, true_divide, negative, absolute = sub, mul, div, div, neg, abs
+
+TENSOR_METHODS = (
+    # elementwise
+    "add", "sub", "mul", "div", "pow", "neg", "exp", "log", "log1p", "sqrt", "rsqrt", "abs",
+    "sign", "sin", "cos", "tanh", "sigmoid", "relu", "erf", "clamp", "clip", "maximum",
+    "minimum", "eq", "ne", "lt", "le", "gt", "ge", "isnan", "isinf", "isfinite", "allclose",
+    "isclose", "equal", "logical_not", "logical_and", "logical_or", "square", "floor", "ceil",
+    "round", "trunc", "remainder", "floor_divide", "subtract", "multiply", "divide",
+    # reductions
+    "sum", "mean", "var", "std", "max", "min", "amax", "amin", "argmax", "argmin", "prod",
+    "cumsum", "logsumexp", "norm", "all", "any", "softmax", "log_softmax", "sum_to_size",
+    "count_nonzero",
+    # shape
+    "reshape", "view", "view_as", "reshape_as", "flatten", "unflatten", "transpose", "permute",
+    "squeeze", "unsqueeze", "expand", "expand_as", "repeat", "split", "chunk", "narrow", "t",
+    "unbind", "swapaxes", "broadcast_to",
+    # indexing
+    "gather", "scatter", "scatter_add", "index_select", "masked_fill", "topk", "sort",
+    "argsort", "nonzero", "take_along_dim",
+    # linear algebra
+    "matmul", "mm", "bmm", "dot", "outer",
+    # copies
+    "clone", "contiguous", "is_contiguous",
+    # in place
+    "add_", "sub_", "mul_", "div_", "pow_", "zero_", "fill_", "copy_", "clamp_", "clip_",
+    "masked_fill_", "relu_", "exp_", "sqrt_", "neg_", "sigmoid_", "tanh_", "abs_", "addcmul_",
+    "addcdiv_", "lerp_", "uniform_", "normal_",
+)

@@ -1,0 +1,104 @@
+"""Helpers shared by the op families: operand promotion, broadcasting, dim normalisation."""
+from __future__ import annotations
+
+from ..backend.dtypes import get_default_dtype, result_type, scalar_category
+from ..tensor import Tensor
+
+
+def arr(x):
+    """The array of a tensor, or a Python scalar unchanged (NumPy 2 keeps scalars weak)."""
+    return x._data if isinstance(x, Tensor) else x
+
+
+def promote(*operands, floating: bool = False):
+    """Operands cast to their PyTorch result dtype; Python scalars stay scalars.
+
+    With ``floating`` an integer result becomes the default float dtype (true division,
+    ``exp`` of an int tensor ...).
+    """
+    dims_dtypes, scalars = [], []
+    for o in operands:
+        if isinstance(o, Tensor):
+            dims_dtypes.append((o._data.ndim, o.dtype))
+        elif o is not None:
+            scalars.append(scalar_category(o))
+    dt = result_type(dims_dtypes, scalars)
+    if floating and not dt.is_floating_point:
+        dt = get_default_dtype()
+    target = dt.np
+    return tuple(o.to(dt) if isinstance(o, Tensor) and o._data.dtype != target else o
+                 for o in operands), dt
+
+
+def broadcast(*operands):
+    """Expand tensor operands to their common shape (explicit, so backward sums back)."""
+    shapes = [o._data.shape for o in operands if isinstance(o, Tensor)]
+    if all(s == shapes[0] for s in shapes):
+        return operands
+    target = broadcast_shapes(*shapes)
+    return tuple(o.expand(target) if isinstance(o, Tensor) and o._data.shape != target else o
+                 for o in operands)
+
+
+def broadcast_shapes(*shapes) -> tuple:
+    """The broadcast shape, or a RuntimeError naming the shapes that do not match."""
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for i in range(-ndim, 0):
+        size = 1
+        for s in shapes:
+            if -i <= len(s) and s[i] != 1:
+                if size != 1 and s[i] != size:
+                    shown = " and ".join(str(tuple(x)) for x in shapes)
+                    raise RuntimeError(
+                        f"The size of tensor a ({size}) must match the size of tensor b "
+                        f"({s[i]}) at non-singleton dimension {ndim + i}: shapes {shown} "
+                        "cannot be broadcast together")
+                size = s[i]
+        out.append(size)
+    return tuple(out)
+
+
+def binary(a, b, floating: bool = False):
+    """Promote and broadcast the two operands of an elementwise op."""
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        raise TypeError(f"expected at least one Tensor operand, got {type(a).__name__} and "
+                        f"{type(b).__name__}")
+    (a, b), _ = promote(a, b, floating=floating)
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        a, b = broadcast(a, b)
+    return a, b
+
+
+def norm_dim(dim: int, ndim: int) -> int:
+    """A dim in ``[-ndim, ndim)`` as a non-negative index, or torch's IndexError."""
+    lo, hi = (-1, 0) if ndim == 0 else (-ndim, ndim - 1)
+    if not lo <= dim <= hi:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{lo}, {hi}], "
+                         f"but got {dim})")
+    return dim % ndim if ndim else 0
+
+
+def norm_dims(dim, ndim: int) -> tuple:
+    """``None`` (all dims), an int or a sequence of ints as a sorted tuple of indices."""
+    if dim is None:
+        return tuple(range(ndim))
+    if isinstance(dim, int):
+        return (norm_dim(dim, ndim),)
+    dims = tuple(sorted(norm_dim(d, ndim) for d in dim))
+    if len(set(dims)) != len(dims):
+        raise RuntimeError(f"dim {dims} appears multiple times in the list of dims")
+    return dims if dims else tuple(range(ndim))
+
+
+def size_args(size) -> tuple:
+    """``f(2, 3)``, ``f((2, 3))`` and ``f([2, 3])`` all mean the shape (2, 3)."""
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = size[0]
+    return tuple(int(s) for s in size)
+
+
+def ensure_tensor(x, name: str = "input") -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a Tensor, not {type(x).__name__}")
+    return x

@@ -1,0 +1,315 @@
+"""Indexing: ``x[idx]`` (basic and advanced), ``x[idx] = v``, gather/scatter, index_select,
+masked_fill, topk, sort/argsort, nonzero. Repeated indices accumulate gradient."""
+from __future__ import annotations
+
+import collections
+
+from ..autograd.function import Function
+from ..tensor import Tensor
+from ._util import arr, norm_dim
+from .elementwise import _nondiff, where
+from .movement import expand, reshape
+
+_BASIC = (int, slice, type(None), type(Ellipsis))
+
+
+def _index_arrays(index, device):
+    """Normalise an index to what the array module takes; True when it is basic (a view)."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    out, basic = [], True
+    for i in index:
+        if isinstance(i, Tensor):
+            if i._device != device:
+                if i._device.type == "cpu":
+                    i = i.to(device)
+                else:
+                    raise RuntimeError(f"indices should be either on cpu or on the same device as "
+                                       f"the indexed tensor ({device}), got {i._device}")
+            if i._data.dtype.kind not in "biu":
+                raise IndexError("tensors used as indices must be long, int, byte or bool "
+                                 f"tensors, got {i.dtype}")
+            out.append(i._data)
+            basic = False
+        elif isinstance(i, (list, tuple)):
+            a = device.backend.asarray(i)
+            if a.dtype.kind == "f":
+                raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+            out.append(a)
+            basic = False
+        elif isinstance(i, bool) or not isinstance(i, _BASIC):
+            if hasattr(i, "__index__") and not isinstance(i, bool):
+                out.append(int(i))
+            else:
+                out.append(device.backend.asarray(i))
+                basic = False
+        else:
+            out.append(i)
+    return tuple(out), basic
+
+
+class GetItem(Function):
+    """d a[idx] = g scattered back into zeros at idx (accumulating repeats)."""
+
+    @staticmethod
+    def forward(ctx, a, index, basic):
+        ctx.input_shape, ctx.index, ctx.basic = a._data.shape, index, basic
+        return a._data[index]
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return IndexAddInto.apply(grad_output, ctx.input_shape, ctx.index, ctx.basic), None, None
+
+
+class _GetItemView(GetItem):
+    is_view = True
+
+
+class IndexAddInto(Function):
+    """zeros(shape) with g added at idx; d = g[idx] (the adjoint of GetItem)."""
+
+    @staticmethod
+    def forward(ctx, g, shape, index, basic):
+        ctx.index, ctx.basic = index, basic
+        out = ctx.xp.zeros(shape, dtype=g._data.dtype)
+        if basic:
+            out[index] = g._data
+        else:
+            ctx.device.backend.add_at(out, index, g._data)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return getitem_arrays(grad_output, ctx.index, ctx.basic), None, None, None
+
+
+def getitem_arrays(input, index, basic) -> Tensor:
+    return (_GetItemView if basic else GetItem).apply(input, index, basic)
+
+
+def getitem(input, index) -> Tensor:
+    idx, basic = _index_arrays(index, input._device)
+    try:
+        return getitem_arrays(input, idx, basic)
+    except IndexError as e:
+        raise IndexError(f"{e} (indexing a tensor of shape {tuple(input.shape)})") from None
+
+
+class IndexPut(Function):
+    """out = a with out[idx] = v; d = (g with g[idx] = 0, g[idx])."""
+
+    @staticmethod
+    def forward(ctx, a, index, basic, v):
+        ctx.index, ctx.basic = index, basic
+        out = a._data.copy()
+        out[index] = arr(v)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad_a = IndexPut.apply(grad_output, ctx.index, ctx.basic, 0.0) \
+            if ctx.needs_input_grad[0] else None
+        grad_v = getitem_arrays(grad_output, ctx.index, ctx.basic) \
+            if ctx.needs_input_grad[3] else None
+        return grad_a, None, None, grad_v
+
+
+def index_put(input, index, value) -> Tensor:
+    """Out-of-place ``input[index] = value`` (the differentiable core of ``__setitem__``)."""
+    idx, basic = _index_arrays(index, input._device)
+    if isinstance(value, Tensor):
+        value = value.to(input.dtype) if value.dtype != input.dtype else value
+        target = input._data[idx].shape
+        if tuple(value.shape) != target:
+            value = expand(value, target)
+    return IndexPut.apply(input, idx, basic, value)
+
+
+def setitem(input, index, value) -> None:
+    from .inplace import commit, tracking
+    if tracking(input, value):
+        commit(input, index_put(input.clone(), index, value))
+        return
+    idx, basic = _index_arrays(index, input._device)
+    if isinstance(value, Tensor) and value._device != input._device:
+        value = value.to(input._device)
+    input._data[idx] = arr(value)
+    input._vc[0] += 1
+
+
+class Gather(Function):
+    """d gather(a, dim, idx) = zeros with g added at idx along dim."""
+
+    @staticmethod
+    def forward(ctx, a, dim, index):
+        ctx.save_for_backward(index)
+        ctx.dim, ctx.input_shape = dim, a._data.shape
+        return ctx.xp.take_along_axis(a._data, index._data, axis=dim)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (index,) = ctx.saved_tensors
+        zeros = grad_output.new_zeros(ctx.input_shape)
+        return scatter_add(zeros, ctx.dim, index, grad_output), None, None
+
+
+def _check_index(index, name):
+    if not isinstance(index, Tensor) or index._data.dtype.kind not in "iu":
+        raise RuntimeError(f"{name}(): Expected dtype int64 for index")
+
+
+def gather(input, dim: int, index) -> Tensor:
+    _check_index(index, "gather")
+    d = norm_dim(dim, input._data.ndim)
+    if index._data.ndim != input._data.ndim:
+        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
+    for k, (si, sx) in enumerate(zip(index._data.shape, input._data.shape)):
+        if k != d and si > sx:
+            raise RuntimeError(f"Size does not match at dimension {k} expected index "
+                               f"{list(index.shape)} to be smaller than self {list(input.shape)} "
+                               f"apart from dimension {d}")
+    if input._data.shape != index._data.shape:
+        # take_along_axis needs equal sizes off `dim`: gather from the leading block.
+        sl = tuple(slice(0, s) if k != d else slice(None) for k, s in enumerate(index._data.shape))
+        input = input[sl]
+    return Gather.apply(input, d, index)
+
+
+def _scatter_index(dim, index, shape, xp):
+    """Full coordinates for index-based scatters (numpy has put_along_axis without add)."""
+    grids = xp.meshgrid(*[xp.arange(s) for s in index.shape], indexing="ij")
+    grids[dim] = index
+    return tuple(grids)
+
+
+class ScatterAdd(Function):
+    """out = a + src added at idx along dim; d = (g, gather(g, dim, idx))."""
+
+    @staticmethod
+    def forward(ctx, a, dim, index, src):
+        ctx.save_for_backward(index)
+        ctx.dim = dim
+        out = a._data.copy()
+        coords = _scatter_index(dim, index._data, out.shape, ctx.xp)
+        sl = tuple(slice(0, s) for s in index._data.shape)
+        ctx.device.backend.add_at(out, coords, src._data[sl])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (index,) = ctx.saved_tensors
+        grad_src = gather(grad_output, ctx.dim, index) if ctx.needs_input_grad[3] else None
+        return grad_output, None, None, grad_src
+
+
+def scatter_add(input, dim: int, index, src) -> Tensor:
+    _check_index(index, "scatter_add")
+    return ScatterAdd.apply(input, norm_dim(dim, input._data.ndim), index, src)
+
+
+class Scatter(Function):
+    """out = a with src written at idx along dim; d = (g zeroed at idx, gather(g, dim, idx))."""
+
+    @staticmethod
+    def forward(ctx, a, dim, index, src):
+        ctx.save_for_backward(index)
+        ctx.dim = dim
+        out = a._data.copy()
+        coords = _scatter_index(dim, index._data, out.shape, ctx.xp)
+        if isinstance(src, Tensor):
+            sl = tuple(slice(0, s) for s in index._data.shape)
+            out[coords] = src._data[sl]
+        else:
+            out[coords] = src
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (index,) = ctx.saved_tensors
+        grad_a = scatter(grad_output, ctx.dim, index, 0.0) if ctx.needs_input_grad[0] else None
+        grad_src = gather(grad_output, ctx.dim, index) if ctx.needs_input_grad[3] else None
+        return grad_a, None, None, grad_src
+
+
+def scatter(input, dim: int, index, src=None, *, value=None, reduce=None) -> Tensor:
+    _check_index(index, "scatter")
+    if src is None:
+        src = value
+    d = norm_dim(dim, input._data.ndim)
+    if reduce == "add":
+        return scatter_add(input, d, index, src)
+    if isinstance(src, Tensor) and src.dtype != input.dtype:
+        src = src.to(input.dtype)
+    return Scatter.apply(input, d, index, src)
+
+
+def index_select(input, dim: int, index) -> Tensor:
+    if not isinstance(index, Tensor) or index._data.ndim > 1:
+        raise IndexError("index_select(): Index is supposed to be a vector")
+    d = norm_dim(dim, input._data.ndim)
+    return input[(slice(None),) * d + (index,)]
+
+
+def masked_fill(input, mask, value) -> Tensor:
+    if not isinstance(mask, Tensor) or mask._data.dtype.kind != "b":
+        raise RuntimeError("masked_fill_ only supports boolean masks, but got mask with dtype "
+                           f"{getattr(mask, 'dtype', type(mask).__name__)}")
+    if isinstance(value, Tensor):
+        if value._data.ndim != 0:
+            raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, but got "
+                               f"tensor with {value._data.ndim} dimension(s).")
+        value = value.to(input.dtype)
+    else:
+        value = input.new_full((), value)
+    return where(mask, value, input)
+
+
+def nonzero(input, *, as_tuple: bool = False):
+    if as_tuple:
+        return tuple(_nondiff(lambda xp, x, k=k: xp.nonzero(x)[k].astype(xp.int64), input)
+                     for k in range(max(input._data.ndim, 1)))
+    return _nondiff(lambda xp, x: xp.stack(xp.nonzero(x), axis=-1).astype(xp.int64)
+                    if x.ndim else xp.zeros((int(bool(x)), 0), xp.int64), input)
+
+
+values_indices = collections.namedtuple("values_indices", ["values", "indices"])
+
+
+def sort(input, dim: int = -1, descending: bool = False, stable: bool = False):
+    d = norm_dim(dim, input._data.ndim) if input._data.ndim else 0
+    indices = argsort(input, d, descending, stable)
+    if input._data.ndim == 0:
+        return values_indices(input, indices)
+    return values_indices(gather(input, d, indices), indices)
+
+
+def argsort(input, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
+    if input._data.ndim == 0:
+        return _nondiff(lambda xp, x: xp.zeros((), xp.int64), input)
+    d = norm_dim(dim, input._data.ndim)
+
+    def fn(xp, x):
+        if descending:
+            # Stable descending order: sort the reversed axis ascending on -x, then map back.
+            idx = xp.argsort(-x if x.dtype.kind != "b" else ~x, axis=d, kind="stable")
+        else:
+            idx = xp.argsort(x, axis=d, kind="stable")
+        return idx.astype(xp.int64)
+    return _nondiff(fn, input)
+
+
+def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
+    d = norm_dim(dim, input._data.ndim) if input._data.ndim else 0
+    size = input._data.shape[d] if input._data.ndim else 1
+    if not 0 <= k <= size:
+        raise RuntimeError(f"selected index k out of range (k={k}, size of dim {d} is {size})")
+    order = argsort(input, d, descending=largest)
+    sl = (slice(None),) * d + (slice(0, k),)
+    indices = order[sl]
+    return values_indices(gather(input, d, indices), indices)
+
+
+def take_along_dim(input, indices, dim=None) -> Tensor:
+    if dim is None:
+        return gather(reshape(input, -1), 0, reshape(indices, -1))
+    return gather(input, dim, indices)
