@@ -333,6 +333,10 @@ class Tensor:
     def __getitem__(self, index): return ops.getitem(self, index)
     def __setitem__(self, index, value): ops.setitem(self, index, value)
 
+    def where(self, condition, other) -> "Tensor":
+        """``where(condition, self, other)``."""
+        return ops.where(condition, self, other)
+
     @property
     def T(self) -> "Tensor":
         return ops.permute(self, *range(self._data.ndim - 1, -1, -1))

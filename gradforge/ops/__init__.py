@@ -7,12 +7,12 @@ from .creation import (arange, as_tensor, bernoulli, empty, empty_like, eye, fro
                        from_numpy, full, full_like, linspace, multinomial, normal_, ones,
                        ones_like, rand, rand_like, randint, randint_like, randn, randn_like,
                        randperm, tensor, uniform_, zeros, zeros_like)
-from .elementwise import (abs, add, allclose, ceil, clamp, clip, cos, div, eq, equal, erf, exp,
-                          floor, floor_divide, ge, greater, greater_equal, gt, isclose, isfinite,
-                          isinf, isnan, le, less, less_equal, log, log1p, logical_and,
-                          logical_not, logical_or, logical_xor, lt, maximum, minimum, mul, ne,
-                          neg, not_equal, pow, relu, remainder, round, rsqrt, sigmoid, sign, sin,
-                          sqrt, square, sub, tanh, trunc, where)
+from .comparison import (allclose, eq, equal, ge, greater, greater_equal, gt, isclose,
+                         isfinite, isinf, isnan, le, less, less_equal, logical_and, logical_not,
+                         logical_or, logical_xor, lt, ne, not_equal)
+from .elementwise import (abs, add, ceil, clamp, clip, cos, div, erf, exp, floor, floor_divide,
+                          log, log1p, maximum, minimum, mul, neg, pow, relu, remainder, round,
+                          rsqrt, sigmoid, sign, sin, sqrt, square, sub, tanh, trunc, where)
 from .indexing import (gather, getitem, index_put, index_select, masked_fill, nonzero,
                        scatter, scatter_add, setitem, sort, argsort, take_along_dim, topk)
 from .inplace import (abs_, add_, addcdiv_, addcmul_, clamp_, clip_, copy_, div_, exp_, fill_,

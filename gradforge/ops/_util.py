@@ -1,7 +1,9 @@
-"""Helpers shared by the op families: operand promotion, broadcasting, dim normalisation."""
+"""Helpers shared by the op families: operand promotion, broadcasting, dim normalisation and
+the forward-only ``_NonDiff`` op."""
 from __future__ import annotations
 
-from ..backend.dtypes import get_default_dtype, result_type, scalar_category
+from ..autograd.function import Function
+from ..backend.dtypes import from_numpy_dtype, get_default_dtype, result_type, scalar_category
 from ..tensor import Tensor
 
 
@@ -10,24 +12,35 @@ def arr(x):
     return x._data if isinstance(x, Tensor) else x
 
 
+def _python_scalar(value):
+    """A NumPy scalar as the Python scalar of its kind (NumPy 2 would promote with it)."""
+    if type(value) in (bool, int, float):
+        return value
+    cat = scalar_category(value)
+    return bool(value) if cat == 0 else int(value) if cat == 1 else float(value)
+
+
 def promote(*operands, floating: bool = False):
     """Operands cast to their PyTorch result dtype; Python scalars stay scalars.
 
-    With ``floating`` an integer result becomes the default float dtype (true division,
-    ``exp`` of an int tensor ...).
+    Returns ``(operands, dtype)``. ``None`` operands pass through. With ``floating`` an
+    integer or bool result becomes the default float dtype (true division, ``exp`` of an
+    int tensor ...).
     """
-    dims_dtypes, scalars = [], []
+    dims_dtypes, scalars, out = [], [], []
     for o in operands:
         if isinstance(o, Tensor):
-            dims_dtypes.append((o._data.ndim, o.dtype))
+            dims_dtypes.append((o._data.ndim, from_numpy_dtype(o._data.dtype)))
         elif o is not None:
+            o = _python_scalar(o)
             scalars.append(scalar_category(o))
+        out.append(o)
     dt = result_type(dims_dtypes, scalars)
     if floating and not dt.is_floating_point:
         dt = get_default_dtype()
     target = dt.np
     return tuple(o.to(dt) if isinstance(o, Tensor) and o._data.dtype != target else o
-                 for o in operands), dt
+                 for o in out), dt
 
 
 def broadcast(*operands):
@@ -61,13 +74,41 @@ def broadcast_shapes(*shapes) -> tuple:
 
 def binary(a, b, floating: bool = False):
     """Promote and broadcast the two operands of an elementwise op."""
-    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+    # Fast paths for the common cases (the per-op overhead matters for small tensors):
+    # two tensors of one dtype, or a floating tensor with a Python int or float.
+    if isinstance(a, Tensor):
+        da = a._data
+        if isinstance(b, Tensor):
+            db = b._data
+            if da.dtype == db.dtype and (da.dtype.kind == "f" or not floating):
+                return (a, b) if da.shape == db.shape else broadcast(a, b)
+        elif da.dtype.kind == "f" and (type(b) is float or type(b) is int):
+            return a, b
+    elif isinstance(b, Tensor):
+        if b._data.dtype.kind == "f" and (type(a) is float or type(a) is int):
+            return a, b
+    else:
         raise TypeError(f"expected at least one Tensor operand, got {type(a).__name__} and "
                         f"{type(b).__name__}")
     (a, b), _ = promote(a, b, floating=floating)
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         a, b = broadcast(a, b)
     return a, b
+
+
+class _NonDiff(Function):
+    """A forward-only op (comparisons, argmax, masks ...): its outputs never require grad."""
+
+    differentiable = False
+
+    @staticmethod
+    def forward(ctx, fn, *args):
+        return fn(ctx.xp, *(arr(a) for a in args))
+
+
+def nondiff(fn, *args) -> Tensor:
+    """``fn(xp, *arrays)`` on the arrays of ``args``, as a tensor outside the graph."""
+    return _NonDiff.apply(fn, *args)
 
 
 def norm_dim(dim: int, ndim: int) -> int:
@@ -97,8 +138,3 @@ def size_args(size) -> tuple:
         size = size[0]
     return tuple(int(s) for s in size)
 
-
-def ensure_tensor(x, name: str = "input") -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a Tensor, not {type(x).__name__}")
-    return x

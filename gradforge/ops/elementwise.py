@@ -1,8 +1,10 @@
-"""Elementwise ops with broadcasting: arithmetic, unary math, clamp, where, comparisons.
+"""Elementwise ops with broadcasting: arithmetic, unary math, rounding, clamp, maximum/minimum
+and where.
 
 Each op is a Function with its derivative in ``backward``, written with tensor ops so that
 it can be differentiated again. Operands are promoted and broadcast by ``_util.binary``
-before ``apply``, so forward sees equal shapes and backward never reduces.
+before ``apply``, so forward sees equal shapes (or a Python scalar) and backward never
+reduces. Comparisons and other ops without a gradient live in ``comparison.py``.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import math
 
 from ..autograd.function import Function
 from ..tensor import Tensor
-from ._util import arr, binary, promote
+from ._util import arr, binary, broadcast, promote
 
 
 # -- arithmetic -------------------------------------------------------------------------------
@@ -45,10 +47,16 @@ class Sub(Function):
         return grad_output, -grad_output if ctx.alpha == 1 else grad_output * -ctx.alpha, None
 
 
+def _is_bool(x) -> bool:
+    return isinstance(x, Tensor) and x._data.dtype.kind == "b"
+
+
 def sub(input, other, *, alpha=1) -> Tensor:
+    if _is_bool(input) or _is_bool(other):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
+                           "If you are trying to invert a mask, use the `~` or `logical_not()` "
+                           "operator instead.")
     a, b = binary(input, other)
-    if a._data.dtype.kind == "b" if isinstance(a, Tensor) else False:
-        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported.")
     return Sub.apply(a, b, alpha)
 
 
@@ -57,6 +65,7 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        # A Python scalar operand is kept as is (save_for_backward takes tensors only).
         ctx.save_for_backward(a if isinstance(a, Tensor) else None,
                               b if isinstance(b, Tensor) else None)
         ctx.scalars = (a, b)
@@ -64,11 +73,16 @@ class Mul(Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        a, b = ctx.saved_tensors
-        sa, sb = ctx.scalars
-        grad_a = grad_output * (b if b is not None else sb) if ctx.needs_input_grad[0] else None
-        grad_b = grad_output * (a if a is not None else sa) if ctx.needs_input_grad[1] else None
-        return grad_a, grad_b
+        a, b = _operands(ctx)
+        needs = ctx.needs_input_grad
+        return grad_output * b if needs[0] else None, grad_output * a if needs[1] else None
+
+
+def _operands(ctx):
+    """The two saved operands of a binary op: tensors, or the Python scalars they were."""
+    a, b = ctx.saved_tensors
+    sa, sb = ctx.scalars
+    return (sa if a is None else a), (sb if b is None else b)
 
 
 def mul(input, other) -> Tensor:
@@ -88,26 +102,38 @@ class Div(Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        a, b = ctx.saved_tensors
-        a = a if a is not None else ctx.scalars[0]
-        b = b if b is not None else ctx.scalars[1]
+        a, b = _operands(ctx)
         grad_a = grad_output / b if ctx.needs_input_grad[0] else None
         grad_b = -grad_output * a / (b * b) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
 
 
 def div(input, other, *, rounding_mode=None) -> Tensor:
+    """True division, or ``rounding_mode`` "floor" / "trunc" (gradient zero, as torch)."""
     if rounding_mode == "floor":
         return floor_divide(input, other)
     if rounding_mode == "trunc":
-        q = div(input, other)
-        return trunc(q).to(q.dtype) if q.is_floating_point() else q
+        a, b = binary(input, other)
+        return _piecewise(_trunc_divide, a, b)
+    if rounding_mode is not None:
+        raise ValueError("div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
+                         f"found '{rounding_mode}'")
     a, b = binary(input, other, floating=True)
     return Div.apply(a, b)
 
 
+def _trunc_divide(xp, x, y):
+    if xp.result_type(x, y).kind == "f":
+        return xp.trunc(xp.true_divide(x, y))
+    # Integers: floor division, moved one up where the exact quotient was negative.
+    q = xp.floor_divide(x, y)
+    return q + ((q * y != x) & ((x < 0) != (y < 0)))
+
+
 class Pow(Function):
     """d(a**b) = (g*b*a**(b-1), g*a**b*log(a))."""
+
+    saves_output = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -118,23 +144,29 @@ class Pow(Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        a, b = ctx.saved_tensors
-        a = a if a is not None else ctx.scalars[0]
-        b = b if b is not None else ctx.scalars[1]
+        a, b, out = ctx.saved_tensors
+        sa, sb = ctx.scalars
         grad_a = grad_b = None
         if ctx.needs_input_grad[0]:
             # NOTE: torch defines d(a**0)/da = 0 even at a = 0 (no 0 * inf = nan).
-            grad_a = where(b == 0, 0.0, grad_output * b * pow(a, b - 1)) \
-                if isinstance(b, Tensor) else (grad_output * 0 if b == 0 else
-                                               grad_output * b * pow(a, b - 1))
+            if b is None and sb == 0:
+                grad_a = grad_output.new_zeros(grad_output.shape)
+            elif b is None:
+                grad_a = grad_output * sb * pow(a, sb - 1)
+            else:
+                grad_a = where(b == 0, 0.0, grad_output * b * pow(a, b - 1))
         if ctx.needs_input_grad[1]:
+            if a is None:
+                a = grad_output.new_full((), sa)
             # d/db a**b = a**b * log(a); torch masks a == 0 (with b >= 0) to 0.
-            grad_b = grad_output * where((a == 0) & (b >= 0), 0.0, pow(a, b) * log(a))
+            grad_b = grad_output * where((a == 0) & (b >= 0), 0.0, out * log(a))
         return grad_a, grad_b
 
 
 def pow(input, exponent) -> Tensor:
     a, b = binary(input, exponent)
+    if isinstance(b, int) and b < 0 and isinstance(a, Tensor) and a._data.dtype.kind in "biu":
+        raise RuntimeError("Integers to negative integer powers are not allowed.")
     return Pow.apply(a, b)
 
 
@@ -151,28 +183,42 @@ class Neg(Function):
 
 
 def neg(input) -> Tensor:
-    if input._data.dtype.kind == "b":
-        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported.")
+    if _is_bool(input):
+        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If "
+                           "you are trying to invert a mask, use the `~` or `logical_not()` "
+                           "operator instead.")
     return Neg.apply(input)
 
 
-def floor_divide(input, other) -> Tensor:
-    """Floor division (not differentiable, as in torch)."""
-    a, b = binary(input, other)
-    return _nondiff(lambda xp, x, y: xp.floor_divide(x, y), a, b)
+class Remainder(Function):
+    """Python-style a % b; d = (g, -floor(a/b)*g), as torch defines it."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a if isinstance(a, Tensor) else None,
+                              b if isinstance(b, Tensor) else None)
+        ctx.scalars = (a, b)
+        return ctx.xp.remainder(arr(a), arr(b))
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        a, b = _operands(ctx)
+        grad_b = -grad_output * floor_divide(a, b) if ctx.needs_input_grad[1] else None
+        return grad_output, grad_b
 
 
 def remainder(input, other) -> Tensor:
-    """Python-style remainder; its gradient is 1 for ``input`` (as torch defines it)."""
-    return sub(input, mul(floor_divide(input, other).detach(), other))
+    a, b = binary(input, other)
+    return Remainder.apply(a, b)
 
 
 # -- unary math -------------------------------------------------------------------------------
 def _unary(fn):
     """Wrapper for a float-valued unary Function: int inputs become the default float."""
     def op(input) -> Tensor:
-        (x,), _ = promote(input, floating=True)
-        return fn.apply(x)
+        if input._data.dtype.kind != "f":
+            (input,), _ = promote(input, floating=True)
+        return fn.apply(input)
     op.__name__ = fn.__name__.lower()
     op.__doc__ = f"Elementwise ``{op.__name__}``; {fn.__doc__}"
     return op
@@ -263,18 +309,6 @@ class Abs(Function):
     def backward(ctx, grad_output):
         (a,) = ctx.saved_tensors
         return grad_output * sign(a)
-
-
-class Sign(Function):
-    """d sign(a) = 0."""
-
-    @staticmethod
-    def forward(ctx, a):
-        return ctx.xp.sign(a._data)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        return grad_output * 0
 
 
 class Sin(Function):
@@ -384,10 +418,6 @@ def abs(input) -> Tensor:
     return Abs.apply(input)
 
 
-def sign(input) -> Tensor:
-    return Sign.apply(input)
-
-
 def relu(input) -> Tensor:
     return Relu.apply(input)
 
@@ -396,21 +426,62 @@ def square(input) -> Tensor:
     return mul(input, input)
 
 
-def trunc(input) -> Tensor:
-    """Round toward zero (gradient zero, as torch)."""
-    return _nondiff(lambda xp, x: xp.trunc(x), input)
+# -- piecewise-constant ops: sign, rounding, floor division -----------------------------------
+class PiecewiseConstant(Function):
+    """d f(a, ...) = 0 for a step function f (sign, floor, ceil, round, trunc, a // b)."""
+
+    @staticmethod
+    def forward(ctx, fn, *operands):
+        return fn(ctx.xp, *(arr(o) for o in operands))
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        zero = grad_output.new_zeros(grad_output.shape)
+        return (None,) + tuple(zero if n else None for n in ctx.needs_input_grad[1:])
+
+
+def _piecewise(fn, *operands) -> Tensor:
+    return PiecewiseConstant.apply(fn, *operands)
+
+
+def _integral_unchanged(float_fn):
+    """A rounding function that leaves integer arrays as they are (NumPy would make floats)."""
+    return lambda xp, x: float_fn(xp, x) if x.dtype.kind == "f" else x.copy()
+
+
+def sign(input) -> Tensor:
+    """-1, 0 or 1 by the sign of each element (gradient zero)."""
+    return _piecewise(lambda xp, x: xp.sign(x), input)
 
 
 def floor(input) -> Tensor:
-    return _nondiff(lambda xp, x: xp.floor(x), input)
+    return _piecewise(_integral_unchanged(lambda xp, x: xp.floor(x)), input)
 
 
 def ceil(input) -> Tensor:
-    return _nondiff(lambda xp, x: xp.ceil(x), input)
+    return _piecewise(_integral_unchanged(lambda xp, x: xp.ceil(x)), input)
+
+
+def trunc(input) -> Tensor:
+    """Round toward zero (gradient zero, as torch)."""
+    return _piecewise(_integral_unchanged(lambda xp, x: xp.trunc(x)), input)
 
 
 def round(input, decimals: int = 0) -> Tensor:
-    return _nondiff(lambda xp, x: xp.round(x, decimals), input)
+    """Round half to even, as torch; ``decimals`` digits after the point."""
+    return _piecewise(_integral_unchanged(lambda xp, x: xp.round(x, decimals)), input)
+
+
+def floor_divide(input, other) -> Tensor:
+    """Division rounded down (Python's ``//``); the gradient is zero.
+
+    NOTE: torch raises at backward for ``floor_divide``; a zero gradient, as for
+    ``div(rounding_mode="floor")``, is more useful.
+    """
+    a, b = binary(input, other)
+    if _is_bool(a):
+        raise RuntimeError('"div_floor" not implemented for \'Bool\'')
+    return _piecewise(lambda xp, x, y: xp.floor_divide(x, y), a, b)
 
 
 # -- clamp, maximum, minimum, where -------------------------------------------------------
@@ -427,25 +498,29 @@ class Clamp(Function):
     def backward(ctx, grad_output):
         (a,) = ctx.saved_tensors
         lo, hi = ctx.bounds
-        mask = None
-        if lo is not None:
-            mask = a >= lo
-        if hi is not None:
-            mask = (a <= hi) if mask is None else mask & (a <= hi)
-        return grad_output * mask, None, None
+        if lo is None:
+            inside = a <= hi
+        elif hi is None:
+            inside = a >= lo
+        else:
+            inside = (a >= lo) & (a <= hi)
+        return grad_output * inside, None, None
 
 
 def clamp(input, min=None, max=None) -> Tensor:
+    """Limit ``input`` to [min, max]; either bound may be None, a number or a tensor."""
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
-        out = input
-        if min is not None:
-            out = maximum(out, min)
-        if max is not None:
-            out = minimum(out, max)
-        return out
-    (x,), _ = promote(input, *(v for v in (min, max) if v is not None))
+        # where() routes the gradient as torch's clamp does: to the bound it was clipped to.
+        out, _ = promote(input, min, max)
+        x, lo, hi = out
+        if lo is not None:
+            x = where(x < lo, lo, x)
+        if hi is not None:
+            x = where(x > hi, hi, x)
+        return x
+    (x, *_), _ = promote(input, min, max)
     return Clamp.apply(x, min, max)
 
 
@@ -463,7 +538,7 @@ class Maximum(Function):
     @staticmethod
     def backward(ctx, grad_output):
         a, b = ctx.saved_tensors
-        share = (a > b) + (a == b) * 0.5
+        share = where(a == b, 0.5, (a > b).to(grad_output.dtype))
         return grad_output * share, grad_output * (1 - share)
 
 
@@ -478,125 +553,60 @@ class Minimum(Function):
     @staticmethod
     def backward(ctx, grad_output):
         a, b = ctx.saved_tensors
-        share = (a < b) + (a == b) * 0.5
+        share = where(a == b, 0.5, (a < b).to(grad_output.dtype))
         return grad_output * share, grad_output * (1 - share)
 
 
-def _as_tensor_pair(input, other):
-    from .creation import full
+def _tensor_pair(input, other):
+    """Both operands as tensors of one dtype and shape (a scalar becomes a filled tensor)."""
     a, b = binary(input, other)
     ref = a if isinstance(a, Tensor) else b
-    a = a if isinstance(a, Tensor) else full(ref.shape, a, dtype=ref.dtype, device=ref.device)
-    b = b if isinstance(b, Tensor) else full(ref.shape, b, dtype=ref.dtype, device=ref.device)
+    if not isinstance(a, Tensor):
+        a = ref.new_full(ref.shape, a)
+    if not isinstance(b, Tensor):
+        b = ref.new_full(ref.shape, b)
     return a, b
 
 
 def maximum(input, other) -> Tensor:
-    return Maximum.apply(*_as_tensor_pair(input, other))
+    return Maximum.apply(*_tensor_pair(input, other))
 
 
 def minimum(input, other) -> Tensor:
-    return Minimum.apply(*_as_tensor_pair(input, other))
+    return Minimum.apply(*_tensor_pair(input, other))
 
 
 class Where(Function):
     """d where(c, a, b) = (g where c, g where not c)."""
 
     @staticmethod
-    def forward(ctx, condition, a, b):
+    def forward(ctx, condition, a, b, np_dtype):
         ctx.save_for_backward(condition)
-        return ctx.xp.where(condition._data, arr(a), arr(b))
+        out = ctx.xp.where(condition._data, arr(a), arr(b))
+        # Two Python scalars: NumPy would give float64/int64, torch the promoted dtype.
+        return out if out.dtype == np_dtype else out.astype(np_dtype)
 
     @staticmethod
     def backward(ctx, grad_output):
         (condition,) = ctx.saved_tensors
-        zero = grad_output * 0
+        needs = ctx.needs_input_grad
         return (None,
-                where(condition, grad_output, zero) if ctx.needs_input_grad[1] else None,
-                where(condition, zero, grad_output) if ctx.needs_input_grad[2] else None)
+                where(condition, grad_output, 0.0) if needs[1] else None,
+                where(condition, 0.0, grad_output) if needs[2] else None,
+                None)
 
 
 def where(condition, input=None, other=None) -> Tensor:
+    """Elements of ``input`` where ``condition`` holds, else of ``other`` (broadcasting).
+
+    ``where(condition)`` alone is ``nonzero(condition, as_tuple=True)``.
+    """
     if input is None and other is None:
         from .indexing import nonzero
         return nonzero(condition, as_tuple=True)
-    if not isinstance(condition, Tensor) or condition._data.dtype.kind != "b":
+    if not _is_bool(condition):
         raise RuntimeError("where expected condition to be a boolean tensor, but got "
                            f"{getattr(condition, 'dtype', type(condition).__name__)}")
-    (a, b), _ = promote(input, other)
-    from ._util import broadcast
+    (a, b), dt = promote(input, other)
     condition, a, b = broadcast(condition, a, b)
-    return Where.apply(condition, a, b)
-
-
-# -- non-differentiable: comparisons, predicates, logic -------------------------------------
-class _NonDiff(Function):
-    """An op with no gradient (comparisons, rounding, logic): forward only."""
-
-    @staticmethod
-    def forward(ctx, fn, *args):
-        return fn(ctx.xp, *(arr(a) for a in args))
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        return (None,) * (1 + len(ctx.next_edges))
-
-
-def _nondiff(fn, *args) -> Tensor:
-    out = _NonDiff.apply(fn, *args)
-    out.requires_grad, out.grad_fn = False, None
-    return out
-
-
-def _compare(ufunc_name):
-    def op(input, other) -> Tensor:
-        a, b = binary(input, other)
-        return _nondiff(lambda xp, x, y: getattr(xp, ufunc_name)(x, y), a, b)
-    return op
-
-
-eq = _compare("equal")
-ne = _compare("not_equal")
-lt = _compare("less")
-le = _compare("less_equal")
-gt = _compare("greater")
-ge = _compare("greater_equal")
-logical_and = _compare("logical_and")
-logical_or = _compare("logical_or")
-logical_xor = _compare("logical_xor")
-greater, less, greater_equal, less_equal, not_equal = gt, lt, ge, le, ne
-
-
-def logical_not(input) -> Tensor:
-    return _nondiff(lambda xp, x: xp.logical_not(x), input)
-
-
-def isnan(input) -> Tensor:
-    return _nondiff(lambda xp, x: xp.isnan(x), input)
-
-
-def isinf(input) -> Tensor:
-    return _nondiff(lambda xp, x: xp.isinf(x), input)
-
-
-def isfinite(input) -> Tensor:
-    return _nondiff(lambda xp, x: xp.isfinite(x), input)
-
-
-def allclose(input, other, rtol: float = 1e-05, atol: float = 1e-08,
-             equal_nan: bool = False) -> bool:
-    a, b = binary(input, other)
-    return bool(_nondiff(lambda xp, x, y: xp.allclose(x, y, rtol, atol, equal_nan), a, b))
-
-
-def isclose(input, other, rtol: float = 1e-05, atol: float = 1e-08,
-            equal_nan: bool = False) -> Tensor:
-    a, b = binary(input, other)
-    return _nondiff(lambda xp, x, y: xp.isclose(x, y, rtol, atol, equal_nan), a, b)
-
-
-def equal(input, other) -> bool:
-    """True if both tensors have the same shape and elements."""
-    if tuple(input.shape) != tuple(other.shape):
-        return False
-    return bool(eq(input, other).all())
+    return Where.apply(condition, a, b, dt.np)

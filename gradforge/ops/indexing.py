@@ -6,8 +6,8 @@ import collections
 
 from ..autograd.function import Function
 from ..tensor import Tensor
-from ._util import arr, norm_dim
-from .elementwise import _nondiff, where
+from ._util import arr, nondiff, norm_dim
+from .elementwise import where
 from .movement import expand, reshape
 
 _BASIC = (int, slice, type(None), type(Ellipsis))
@@ -266,9 +266,9 @@ def masked_fill(input, mask, value) -> Tensor:
 
 def nonzero(input, *, as_tuple: bool = False):
     if as_tuple:
-        return tuple(_nondiff(lambda xp, x, k=k: xp.nonzero(x)[k].astype(xp.int64), input)
+        return tuple(nondiff(lambda xp, x, k=k: xp.nonzero(x)[k].astype(xp.int64), input)
                      for k in range(max(input._data.ndim, 1)))
-    return _nondiff(lambda xp, x: xp.stack(xp.nonzero(x), axis=-1).astype(xp.int64)
+    return nondiff(lambda xp, x: xp.stack(xp.nonzero(x), axis=-1).astype(xp.int64)
                     if x.ndim else xp.zeros((int(bool(x)), 0), xp.int64), input)
 
 
@@ -285,7 +285,7 @@ def sort(input, dim: int = -1, descending: bool = False, stable: bool = False):
 
 def argsort(input, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
     if input._data.ndim == 0:
-        return _nondiff(lambda xp, x: xp.zeros((), xp.int64), input)
+        return nondiff(lambda xp, x: xp.zeros((), xp.int64), input)
     d = norm_dim(dim, input._data.ndim)
 
     def fn(xp, x):
@@ -295,7 +295,7 @@ def argsort(input, dim: int = -1, descending: bool = False, stable: bool = False
         else:
             idx = xp.argsort(x, axis=d, kind="stable")
         return idx.astype(xp.int64)
-    return _nondiff(fn, input)
+    return nondiff(fn, input)
 
 
 def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):

@@ -7,8 +7,8 @@ import math
 from ..autograd.function import Function
 from ..backend.dtypes import get_default_dtype, int64
 from ..tensor import Tensor
-from ._util import norm_dim, norm_dims, promote, size_args
-from .elementwise import _nondiff, exp, sqrt, where, abs as _abs
+from ._util import nondiff, norm_dim, norm_dims, promote, size_args
+from .elementwise import abs as _abs, exp, sqrt, where
 from .movement import expand, reshape
 
 values_indices = collections.namedtuple("values_indices", ["values", "indices"])
@@ -141,7 +141,7 @@ def _arg_extreme(input, dim, keepdim, largest) -> Tensor:
         d = norm_dim(dim, x.ndim)
         out = f(x, axis=d) if x.ndim else f(x.reshape(1))
         return (xp.expand_dims(out, d) if keepdim and x.ndim else out).astype(xp.int64)
-    return _nondiff(fn, input)
+    return nondiff(fn, input)
 
 
 def argmax(input, dim=None, keepdim: bool = False) -> Tensor:
@@ -161,7 +161,7 @@ def _extreme(input, dim, keepdim, largest, other=None):
         return AMax.apply(input, norm_dims(None, input._data.ndim), False, largest)
     d = norm_dim(dim, input._data.ndim)
     if input._data.ndim == 0:
-        return values_indices(input, _nondiff(lambda xp, x: xp.zeros((), xp.int64), input))
+        return values_indices(input, nondiff(lambda xp, x: xp.zeros((), xp.int64), input))
     indices = _arg_extreme(input, d, True, largest)
     values = gather(input, d, indices)
     if not keepdim:
@@ -370,12 +370,12 @@ def log_softmax(input, dim=None, dtype=None) -> Tensor:
 
 def all(input, dim=None, keepdim: bool = False) -> Tensor:
     dims = None if dim is None else norm_dims(dim, input._data.ndim)
-    return _nondiff(lambda xp, x: xp.all(x, axis=dims, keepdims=keepdim), input)
+    return nondiff(lambda xp, x: xp.all(x, axis=dims, keepdims=keepdim), input)
 
 
 def any(input, dim=None, keepdim: bool = False) -> Tensor:
     dims = None if dim is None else norm_dims(dim, input._data.ndim)
-    return _nondiff(lambda xp, x: xp.any(x, axis=dims, keepdims=keepdim), input)
+    return nondiff(lambda xp, x: xp.any(x, axis=dims, keepdims=keepdim), input)
 
 
 def count_nonzero(input, dim=None) -> Tensor:
