@@ -15,6 +15,7 @@ from .ops import TENSOR_METHODS as _TENSOR_METHODS  # noqa: F401
 from .random import (Generator, get_rng_state, initial_seed, manual_seed, seed,
                      set_rng_state, default_generator)
 from . import cuda
+from . import optim
 
 half, float, double, long, int, short = float16, float32, float64, int64, int32, int16
 
