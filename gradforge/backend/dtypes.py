@@ -8,16 +8,29 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "dtype", "float16", "float32", "float64", "uint8", "int8", "int16", "int32", "int64",
-    "bool_", "get_default_dtype", "set_default_dtype", "to_dtype", "from_numpy_dtype",
-    "result_type", "scalar_category",
+    "bool_",
+    "dtype",
+    "float16",
+    "float32",
+    "float64",
+    "from_numpy_dtype",
+    "get_default_dtype",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "result_type",
+    "scalar_category",
+    "set_default_dtype",
+    "to_dtype",
+    "uint8",
 ]
 
 
 class dtype:
     """A tensor element type, e.g. ``gradforge.float32``."""
 
-    __slots__ = ("name", "np", "is_floating_point", "is_signed", "itemsize", "_category")
+    __slots__ = ("_category", "is_floating_point", "is_signed", "itemsize", "name", "np")
 
     def __init__(self, name: str, np_dtype, category: int):
         self.name = name
@@ -110,6 +123,16 @@ def scalar_category(value) -> int:
 _SCALAR_DEFAULT = {0: bool_, 1: int64}
 
 
+def _promote_pair(a: dtype, b: dtype) -> dtype:
+    """Two tensor dtypes of one priority group: the higher category wins outright (float32
+    with int64 is float32, as in torch); within a category the wider type wins."""
+    if a is b:
+        return a
+    if a._category != b._category:
+        return a if a._category > b._category else b
+    return _BY_NP[np.promote_types(a.np, b.np)]
+
+
 def result_type(dims_dtypes: list, scalar_categories: list) -> dtype:
     """PyTorch's promotion for one op.
 
@@ -118,20 +141,19 @@ def result_type(dims_dtypes: list, scalar_categories: list) -> dtype:
     zero-dim tensors, which take precedence over Python scalars, unless a lower group
     belongs to a higher category (int tensor + 2.5 gives the default float type).
     """
-    dim_t = [d for n, d in dims_dtypes if n > 0]
-    zero_t = [d for n, d in dims_dtypes if n == 0]
     result = None
-    for group in (dim_t, zero_t):
-        if not group:
+    for zero_dim in (False, True):
+        group = None
+        for n, d in dims_dtypes:
+            if (n == 0) is zero_dim:
+                group = d if group is None else _promote_pair(group, d)
+        if group is None:
             continue
-        g = group[0]
-        for d in group[1:]:
-            g = _BY_NP[np.promote_types(g.np, d.np)]
         if result is None:
-            result = g
-        elif g._category > result._category:
+            result = group
+        elif group._category > result._category:
             # NOTE: a zero-dim tensor of a higher category keeps its own dtype (torch).
-            result = g
+            result = group
     if scalar_categories:
         cat = max(scalar_categories)
         if result is None:

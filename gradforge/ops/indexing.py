@@ -177,7 +177,7 @@ def gather(input, dim: int, index) -> Tensor:
 
 def _scatter_index(dim, index, shape, xp):
     """Full coordinates for index-based scatters (numpy has put_along_axis without add)."""
-    grids = xp.meshgrid(*[xp.arange(s) for s in index.shape], indexing="ij")
+    grids = list(xp.meshgrid(*[xp.arange(s) for s in index.shape], indexing="ij"))
     grids[dim] = index
     return tuple(grids)
 

@@ -37,10 +37,11 @@ def matmul(input, other) -> Tensor:
     if input.ndim == 0 or other.ndim == 0:
         raise RuntimeError("both arguments to matmul need to be at least 1D, but they are "
                            f"{input.ndim}D and {other.ndim}D")
-    (a, b), _ = promote(input, other)
-    if a.dtype != b.dtype:
-        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {a.dtype} != "
-                           f"{b.dtype}")
+    if input._data.dtype != other._data.dtype:
+        # NOTE: as torch, no promotion: a silent float64 upcast would be slow and surprising.
+        raise RuntimeError("expected m1 and m2 to have the same dtype, but got: "
+                           f"{input.dtype} != {other.dtype}")
+    a, b = input, other
     squeeze_front = a.ndim == 1
     squeeze_back = b.ndim == 1
     if squeeze_front:

@@ -1,6 +1,7 @@
 """Reductions: sum, mean, var/std, max/min, prod, cumsum, logsumexp, norm, softmax, all/any."""
 from __future__ import annotations
 
+import builtins
 import collections
 import math
 
@@ -8,7 +9,8 @@ from ..autograd.function import Function
 from ..backend.dtypes import get_default_dtype, int64
 from ..tensor import Tensor
 from ._util import nondiff, norm_dim, norm_dims, promote, size_args
-from .elementwise import abs as _abs, exp, sqrt, where
+from .elementwise import abs as _abs
+from .elementwise import exp, sqrt, where
 from .movement import expand, reshape
 
 values_indices = collections.namedtuple("values_indices", ["values", "indices"])
@@ -68,7 +70,7 @@ def mean(input, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     if input._data.dtype.kind != "f":
         raise RuntimeError(
             "mean(): could not infer output dtype. Input dtype must be either a floating point "
-            f"or complex dtype. Got: {input.dtype.name.capitalize()}")
+            f"or complex dtype. Got: {input.dtype}")
     dims = norm_dims(dim, input._data.ndim)
     n = 1
     for d in dims:
@@ -77,6 +79,8 @@ def mean(input, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
 
 
 def var(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
+    if input._data.dtype.kind != "f":
+        raise RuntimeError(f"std and var only support floating point dtypes, got {input.dtype}")
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
     dims = norm_dims(dim, input._data.ndim)
@@ -84,7 +88,8 @@ def var(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=Non
     for d in dims:
         n *= input._data.shape[d]
     centered = input - mean(input, dims, keepdim=True)
-    return sum(centered * centered, dims, keepdim) / max(n - correction, 0)
+    # NOTE: n <= correction divides by zero and gives inf or nan, as in torch.
+    return sum(centered * centered, dims, keepdim) / builtins.max(n - correction, 0)
 
 
 def std(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
@@ -125,12 +130,17 @@ class AMax(Function):
         return g * mask / count, None, None, None
 
 
+def _all_if_empty(dim):
+    """amax/amin reduce over every dim when ``dim`` is ``()`` (their default) or None."""
+    return None if dim is None or (isinstance(dim, (tuple, list)) and not dim) else dim
+
+
 def amax(input, dim=(), keepdim: bool = False) -> Tensor:
-    return AMax.apply(input, norm_dims(dim or None, input._data.ndim), keepdim, True)
+    return AMax.apply(input, norm_dims(_all_if_empty(dim), input._data.ndim), keepdim, True)
 
 
 def amin(input, dim=(), keepdim: bool = False) -> Tensor:
-    return AMax.apply(input, norm_dims(dim or None, input._data.ndim), keepdim, False)
+    return AMax.apply(input, norm_dims(_all_if_empty(dim), input._data.ndim), keepdim, False)
 
 
 def _arg_extreme(input, dim, keepdim, largest) -> Tensor:
@@ -232,7 +242,7 @@ class Cumsum(Function):
 def cumsum(input, dim: int, *, dtype=None) -> Tensor:
     if dtype is not None:
         input = input.to(dtype)
-    elif input._data.dtype.kind in "bi":
+    elif input._data.dtype.kind in "biu":
         input = input.to(int64)
     return Cumsum.apply(input, norm_dim(dim, input._data.ndim))
 

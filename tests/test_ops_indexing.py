@@ -1,0 +1,209 @@
+"""Indexing against PyTorch: basic slicing, ints, None, Ellipsis, integer tensors (repeated
+indices accumulate gradient), bool masks, ``__setitem__``, gather/scatter, index_select,
+masked_fill, topk, sort/argsort, nonzero."""
+import numpy as np
+import pytest
+from oracle import compare, distinct, integers, mask
+
+import gradforge
+
+
+def cases(table):
+    return [pytest.param(fn, specs, id=name) for name, (fn, specs) in table.items()]
+
+
+IDX = np.array([2, 0, 2, 2])          # repeated indices: their gradients must add up
+IDX2D = np.array([[0, 1], [1, 1]])
+ROWS = np.array([True, False, True])
+
+GETITEM = {
+    "int": (lambda lib, a: a[1], [(3, 4)]),
+    "negative_int": (lambda lib, a: a[-1, -2], [(3, 4)]),
+    "slice": (lambda lib, a: a[1:], [(3, 4)]),
+    "slice_step": (lambda lib, a: a[::2, 1::2], [(3, 4)]),
+    "slice_negative_bounds": (lambda lib, a: a[-2:, :-1], [(3, 4)]),
+    "ellipsis": (lambda lib, a: a[..., 0], [(2, 3, 4)]),
+    "ellipsis_middle": (lambda lib, a: a[0, ..., 1:], [(2, 3, 4)]),
+    "none": (lambda lib, a: a[None], [(3, 4)]),
+    "none_middle": (lambda lib, a: a[:, None, 1], [(3, 4)]),
+    "zero_dim_result": (lambda lib, a: a[1, 2] * 2, [(3, 4)]),
+    "int_tensor_repeated": (lambda lib, a, i: a[i], [(3, 4), IDX]),
+    "int_tensor_dim1": (lambda lib, a, i: a[:, i], [(3, 4), IDX]),
+    "int_tensor_2d": (lambda lib, a, i: a[i], [(3, 4), IDX2D]),
+    "two_int_tensors": (lambda lib, a, i, j: a[i, j], [(3, 4), IDX, np.array([0, 3, 3, 1])]),
+    "int_tensor_and_slice": (lambda lib, a, i: a[1:, i], [(3, 4), IDX[:2]]),
+    "int_list": (lambda lib, a: a[[0, 2, 0]], [(3, 4)]),
+    "int_tensor_zero_dim": (lambda lib, a, i: a[i], [(3, 4), np.array(1)]),
+    "int32_index": (lambda lib, a, i: a[i], [(3, 4), IDX.astype(np.int32)]),
+    "bool_mask_full": (lambda lib, a, m: a[m], [(3, 4), mask(3, 4)]),
+    "bool_mask_rows": (lambda lib, a, m: a[m], [(3, 4), ROWS]),
+    "bool_mask_cols": (lambda lib, a, m: a[:, m], [(2, 3), ROWS]),
+    "bool_from_compare": (lambda lib, a: a[a > 0], [(3, 4)]),
+    "index_then_view": (lambda lib, a: a[1:].reshape(-1)[::3], [(3, 4)]),
+}
+
+
+def set_slice(lib, a, v):
+    out = a * 1
+    out[1:, :2] = v
+    return out
+
+
+def set_scalar(lib, a):
+    out = a * 1
+    out[0] = 7.0
+    return out
+
+
+def set_int_tensor(lib, a, v, i):
+    out = a * 1
+    out[i] = v
+    return out
+
+
+def set_mask(lib, a, m):
+    out = a * 1
+    out[m] = 0.5
+    return out
+
+
+def set_mask_tensor(lib, a, m, v):
+    out = a * 1
+    out[m] = v
+    return out
+
+
+def set_zero_dim_tensor(lib, a, v):
+    out = a * 1
+    out[1, 1] = v
+    return out
+
+
+def set_leaf_no_grad(lib, a, v):
+    out = a.detach().clone()
+    out[:, 0] = v
+    return out
+
+
+SETITEM = {
+    "slice_broadcast_value": (set_slice, [(3, 4), (2,)]),
+    "slice_full_value": (set_slice, [(3, 4), (2, 2)]),
+    "scalar": (set_scalar, [(3, 4)]),
+    "int_tensor": (set_int_tensor, [(3, 4), (2, 4), np.array([2, 0])]),
+    "bool_mask_scalar": (set_mask, [(3, 4), mask(3, 4)]),
+    "bool_mask_tensor": (set_mask_tensor, [(3, 4), ROWS, (4,)]),
+    "zero_dim_value": (set_zero_dim_tensor, [(3, 4), ()]),
+    "value_into_constant": (set_leaf_no_grad, [(3, 4), (3,)]),
+}
+
+SELECT = {
+    "gather_dim0": (lambda lib, a, i: a.gather(0, i), [(3, 4), integers(2, 4, high=3)]),
+    "gather_dim1": (lambda lib, a, i: lib.gather(a, 1, i), [(3, 4), integers(3, 5, high=4)]),
+    "gather_smaller": (lambda lib, a, i: a.gather(1, i), [(3, 4), integers(2, 2, high=4)]),
+    "take_along_dim": (lambda lib, a, i: lib.take_along_dim(a, i, 1),
+                       [(3, 4), integers(3, 2, high=4)]),
+    "take_along_dim_flat": (lambda lib, a, i: lib.take_along_dim(a, i),
+                            [(3, 4), integers(5, high=12)]),
+    "scatter": (lambda lib, a, i, s: a.scatter(0, i, s),
+                [(3, 4), np.array([[0, 1, 2, 0], [2, 0, 1, 1]]), (2, 4)]),
+    # torch has no gradient for a src larger than the index, nor for reduce="add".
+    "scatter_dim1_larger_src": (lambda lib, a, i, s: lib.scatter(a, 1, i, s.detach()),
+                                [(3, 4), np.array([[3], [0], [1]]), (3, 2)]),
+    "scatter_value": (lambda lib, a, i: a.scatter(1, i, 2.5), [(3, 4), np.array([[1], [3], [0]])]),
+    "scatter_add_repeated": (lambda lib, a, i, s: a.scatter_add(1, i, s),
+                             [(2, 3), np.array([[0, 0, 2], [1, 1, 1]]), (2, 3)]),
+    "scatter_reduce_add": (lambda lib, a, i, s: a.detach().scatter(0, i, s.detach(),
+                                                                   reduce="add"),
+                           [(3, 2), np.array([[0, 0], [0, 2]]), (2, 2)]),
+    "index_select": (lambda lib, a, i: a.index_select(0, i), [(3, 4), IDX]),
+    "index_select_dim1": (lambda lib, a, i: lib.index_select(a, 1, i), [(3, 4), IDX]),
+    "masked_fill": (lambda lib, a, m: a.masked_fill(m, 0.0), [(3, 4), mask(3, 4)]),
+    "masked_fill_broadcast": (lambda lib, a, m: lib.masked_fill(a, m, -1e9), [(3, 4), mask(4)]),
+    "masked_fill_tensor_value": (lambda lib, a, m, v: a.masked_fill(m, v),
+                                 [(3, 4), mask(3, 4), ()]),
+    "masked_fill_int": (lambda lib, a, m: a.masked_fill(m, 2), [integers(3, 4), mask(3, 4)]),
+    "topk": (lambda lib, a: a.topk(2), [distinct(3, 5)]),
+    "topk_dim0_smallest": (lambda lib, a: lib.topk(a, 2, dim=0, largest=False),
+                           [distinct(3, 5)]),
+    "topk_1d": (lambda lib, a: a.topk(3).values * 2, [distinct(6)]),
+    "sort": (lambda lib, a: a.sort(), [distinct(3, 5)]),
+    "sort_descending_dim0": (lambda lib, a: lib.sort(a, 0, descending=True), [distinct(3, 5)]),
+    "sort_stable_ties": (lambda lib, a: a.sort(stable=True),
+                         [np.array([2.0, 1.0, 2.0, 1.0, 0.0])]),
+    "sort_descending_stable_ties": (lambda lib, a: a.sort(descending=True, stable=True),
+                                    [np.array([2.0, 1.0, 2.0, 1.0, 0.0])]),
+    "argsort": (lambda lib, a: a.argsort(), [distinct(3, 5)]),
+    "argsort_descending": (lambda lib, a: lib.argsort(a, dim=0, descending=True),
+                           [distinct(3, 5)]),
+    "sort_int": (lambda lib, a: a.sort(), [np.array([3, 1, 2])]),
+    "nonzero": (lambda lib, a: a.nonzero(), [integers(3, 4, high=2)]),
+    "nonzero_as_tuple": (lambda lib, a: lib.nonzero(a, as_tuple=True), [integers(3, 4, high=2)]),
+    "where_one_arg": (lambda lib, m: lib.where(m), [mask(2, 3)]),
+}
+
+
+@pytest.mark.parametrize("fn, specs", cases(GETITEM))
+def test_getitem(fn, specs):
+    compare(fn, specs)
+
+
+@pytest.mark.parametrize("fn, specs", cases(SETITEM))
+def test_setitem(fn, specs):
+    compare(fn, specs)
+
+
+@pytest.mark.parametrize("fn, specs", cases(SELECT))
+def test_select(fn, specs):
+    compare(fn, specs)
+
+
+def test_repeated_indices_accumulate_gradient():
+    x = gradforge.zeros(3, requires_grad=True)
+    x[gradforge.tensor([0, 0, 2, 0])].sum().backward()
+    assert x.grad.tolist() == [3.0, 0.0, 1.0]
+
+
+def test_basic_index_is_a_view_and_advanced_index_a_copy():
+    x = gradforge.arange(12.0).reshape(3, 4)
+    view, copy = x[1:, ::2], x[gradforge.tensor([1, 2])]
+    assert np.shares_memory(view.numpy(), x.numpy())
+    assert not np.shares_memory(copy.numpy(), x.numpy())
+
+
+def test_setitem_on_a_plain_tensor_writes_in_place():
+    x = gradforge.zeros(2, 3)
+    x[0, 1:] = gradforge.tensor([1.0, 2.0])
+    x[1] = 3
+    x[x == 3] = 4.0
+    assert x.tolist() == [[0.0, 1.0, 2.0], [4.0, 4.0, 4.0]]
+    assert x._version == 3
+
+
+def test_index_errors():
+    x = gradforge.zeros(2, 3)
+    with pytest.raises(IndexError, match=r"shape \(2, 3\)"):
+        x[5]
+    with pytest.raises(IndexError, match="must be long, int, byte or bool"):
+        x[gradforge.tensor([0.0, 1.0])]
+    with pytest.raises(RuntimeError, match="k out of range"):
+        x.topk(4)
+    with pytest.raises(RuntimeError, match="int64"):
+        x.gather(0, gradforge.tensor([[0.0]]))
+    with pytest.raises(RuntimeError, match="boolean masks"):
+        x.masked_fill(gradforge.zeros(2, 3), 1.0)
+    with pytest.raises(IndexError, match="vector"):
+        x.index_select(0, gradforge.zeros(2, 2, dtype=gradforge.int64))
+
+
+GRAD_CASES = {
+    "GetItem": [(lambda lib, a, i: a[i] * a[i], [(3, 2), IDX]),
+                (lambda lib, a, m: a[m], [(3, 4), mask(3, 4)])],
+    "_GetItemView": [(lambda lib, a: a[1:, ::2] * a[0, 1], [(3, 4)])],
+    "IndexAddInto": [(lambda lib, a, i: (a[i] * a[i]).sum(), [(3, 2), IDX])],
+    "IndexPut": [(set_slice, [(3, 4), (2,)]), (set_int_tensor, [(3, 2), (2, 2), np.array([2, 0])])],
+    "Gather": [(lambda lib, a, i: a.gather(1, i) ** 2, [(3, 4), integers(3, 5, high=4)])],
+    "ScatterAdd": [(lambda lib, a, i, s: a.scatter_add(1, i, s * s),
+                    [(2, 3), np.array([[0, 0, 2], [1, 1, 1]]), (2, 3)])],
+    "Scatter": [(lambda lib, a, i, s: a.scatter(0, i, s * s),
+                 [(3, 4), np.array([[0, 1, 2, 0], [2, 0, 1, 1]]), (2, 4)])],
+}
