@@ -8,8 +8,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from .device import CPU
+from .shapes import conv_output_shape, pool2d_grad_output_shape, pool_output_shape
 
 
 class CPUBackend:
@@ -61,7 +63,232 @@ class CPUBackend:
         return _ERF(x).astype(x.dtype, copy=False) if x.ndim else np.asarray(
             math.erf(float(x)), dtype=x.dtype)
 
+    # -- convolution and pooling: NumPy twins of kernels/im2col.cu and kernels/pool2d.cu ----
+    # Every method loops over kernel offsets (i, j) only; each offset is one strided slice of
+    # the image against one block of the output. Offsets are visited in (i, j) order, the
+    # order in which the kernels sum, so results agree with them to the last bit.
+
+    def im2col(self, x, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, dh: int,
+               dw: int):
+        """Columns of ``x`` as ``torch.nn.functional.unfold``: (N, C*kh*kw, OH*OW).
+
+        One padded copy of ``x`` (when padding) and one copy into the column layout; a 1x1
+        window with stride 1 and no padding returns a read-only view of ``x``. The buffer is
+        ``C*kh*kw*OH*OW`` elements per sample: callers bound it with ``shapes.column_chunks``.
+        """
+        n, c, h, w = x.shape
+        oh, ow = conv_output_shape((h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw))
+        if ph or pw:
+            padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), x.dtype)
+            padded[:, :, ph:ph + h, pw:pw + w] = x
+        else:
+            padded = x
+        s0, s1, s2, s3 = padded.strides
+        windows = as_strided(padded, (n, c, kh, kw, oh, ow),
+                             (s0, s1, s2 * dh, s3 * dw, s2 * sh, s3 * sw), writeable=False)
+        return windows.reshape(n, c * kh * kw, oh * ow)
+
+    def col2im(self, cols, x_shape, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
+               dh: int, dw: int):
+        """The adjoint of ``im2col`` (``torch.nn.functional.fold``): sums overlapping columns."""
+        n, c, h, w = x_shape
+        oh, ow = conv_output_shape((h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw))
+        cols = cols.reshape(n, c, kh, kw, oh, ow)
+        x = np.zeros(x_shape, cols.dtype)
+        for (i, j), image, out in _window_offsets(h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh,
+                                                     dw):
+            x[image] += cols[:, :, i, j][out]
+        return x
+
+    def max_pool2d_forward(self, x, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
+                           dh: int, dw: int, ceil_mode: bool):
+        """``(out, indices)`` as ``torch.nn.functional.max_pool2d(..., return_indices=True)``.
+
+        ``indices`` (int64) are flat positions in the H*W plane. As in torch the first maximum
+        in row-major window order wins, a NaN wins (the last one), padding is never chosen.
+        No column buffer: the maximum is separable, so a running ``np.maximum`` over the
+        column offsets gives each input row's window maxima, and one over the row offsets
+        finishes the windows; the first row holding the maximum, then its first column, is
+        exactly the first maximum in row-major order.
+        """
+        h, w = x.shape[2:]
+        oh, ow = pool_output_shape((h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil_mode)
+        # Offsets are counted in the smallest unsigned type holding the kh*kw window codes.
+        code = np.min_scalar_type(kh * kw - 1)
+        rows, j = _running_max(x, 3, ow, kw, sw, pw, dw, code)
+        first_j = _first_offset(w, ow, kw, sw, pw, dw)
+        out, i, j = _running_max(rows, 2, oh, kh, sh, ph, dh, code, carry=(j, first_j))
+        if kh > 1:
+            i *= kw
+        i += j  # the window code i*kw + j of each winner
+        if np.isnan(out).any():
+            for (ki, kj), image, dst in _window_offsets(h, w, oh, ow, kh, kw, sh, sw, ph, pw,
+                                                         dh, dw):
+                i[dst] = np.where(np.isnan(x[image]), ki * kw + kj, i[dst])
+        offset = np.add.outer(np.arange(kh) * dh * w, np.arange(kw) * dw).ravel()
+        indices = np.take(offset, i)
+        indices += np.add.outer((np.arange(oh) * sh - ph) * w, np.arange(ow) * sw - pw)
+        empty = _empty_windows(h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw)
+        if empty is not None:
+            first = np.add.outer(_first_inside(oh, sh, ph, dh) * w, _first_inside(ow, sw, pw, dw))
+            indices = np.where(empty, first, indices)
+        return out, indices
+
+    def max_pool2d_backward(self, grad_out, indices, x_shape, kh: int, kw: int, sh: int,
+                            sw: int, ph: int, pw: int, dh: int, dw: int, ceil_mode: bool):
+        """Gradient of ``max_pool2d_forward``: each output's gradient goes to its argmax."""
+        n, c, h, w = x_shape
+        oh, ow = pool2d_grad_output_shape(grad_out.shape, x_shape, (kh, kw), (sh, sw),
+                                          (ph, pw), (dh, dw), ceil_mode)
+        # An empty window's index names no cell of it: the kernel (a gather over windows)
+        # never credits it, so neither does this.
+        empty = _empty_windows(h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw)
+        if empty is not None:
+            grad_out, indices = np.where(empty, 0, grad_out), np.where(empty, 0, indices)
+        grad_x = np.zeros(x_shape, grad_out.dtype)
+        planes = np.arange(n * c).reshape(n, c, 1, 1) * (h * w)
+        np.add.at(grad_x.reshape(-1), (indices + planes).reshape(-1), grad_out.reshape(-1))
+        return grad_x
+
+    def avg_pool2d_forward(self, x, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
+                           ceil_mode: bool, count_include_pad: bool,
+                           divisor_override: int | None):
+        """``torch.nn.functional.avg_pool2d`` (no dilation, as in torch)."""
+        n, c, h, w = x.shape
+        oh, ow = pool_output_shape((h, w), (kh, kw), (sh, sw), (ph, pw), (1, 1), ceil_mode)
+        out = np.zeros((n, c, oh, ow), x.dtype)
+        for _, image, dst in _window_offsets(h, w, oh, ow, kh, kw, sh, sw, ph, pw, 1, 1):
+            out[dst] += x[image]
+        out /= _avg_divisor(h, w, oh, ow, kh, kw, sh, sw, ph, pw, count_include_pad,
+                            divisor_override, x.dtype)
+        return out
+
+    def avg_pool2d_backward(self, grad_out, x_shape, kh: int, kw: int, sh: int, sw: int,
+                            ph: int, pw: int, ceil_mode: bool, count_include_pad: bool,
+                            divisor_override: int | None):
+        """Gradient of ``avg_pool2d_forward``: each window spreads grad / divisor over itself."""
+        h, w = x_shape[2:]
+        oh, ow = pool2d_grad_output_shape(grad_out.shape, x_shape, (kh, kw), (sh, sw),
+                                          (ph, pw), (1, 1), ceil_mode)
+        scaled = grad_out / _avg_divisor(h, w, oh, ow, kh, kw, sh, sw, ph, pw,
+                                         count_include_pad, divisor_override, grad_out.dtype)
+        grad_x = np.zeros(x_shape, grad_out.dtype)
+        for _, image, dst in _window_offsets(h, w, oh, ow, kh, kw, sh, sw, ph, pw, 1, 1):
+            grad_x[image] += scaled[dst]
+        return grad_x
+
 
 _ERF = np.frompyfunc(math.erf, 1, 1)
+
+
+def _axis_offsets(size: int, out: int, k: int, s: int, p: int, d: int):
+    """Per kernel offset along one axis: ``(offset, input slice, output slice)``.
+
+    Output ``o`` reads input ``o*s - p + offset*d``; the slices keep the outputs for which that
+    lies inside the input. Offsets reading only padding are left out.
+    """
+    for i in range(k):
+        shift = i * d - p
+        lo = max(0, -(shift // s))  # first o with o*s + shift >= 0
+        hi = min(out, (size - 1 - shift) // s + 1)
+        if hi > lo:
+            start = lo * s + shift
+            yield i, slice(start, start + (hi - lo - 1) * s + 1, s), slice(lo, hi)
+
+
+def _window_offsets(h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw):
+    """Per 2-D kernel offset: ``((i, j), image index, output index)``.
+
+    The indices address the last two axes of (N, C, H, W) and (N, C, OH, OW) arrays.
+    """
+    columns = list(_axis_offsets(w, ow, kw, sw, pw, dw))
+    for i, rows_in, rows_out in _axis_offsets(h, oh, kh, sh, ph, dh):
+        for j, cols_in, cols_out in columns:
+            yield (i, j), (Ellipsis, rows_in, cols_in), (Ellipsis, rows_out, cols_out)
+
+
+def _running_max(x, axis: int, out: int, k: int, s: int, p: int, d: int, code,
+                 carry=None):
+    """Window maxima along one axis and the offset of each window's first maximum.
+
+    Offsets are ``code`` integers. Where no cell beats -inf the offset is the window's first
+    non-padding one, as in torch. ``carry = (values, initial)`` selects ``values`` (shaped
+    like ``x``) along with the winner, starting from ``initial``, and returns it third.
+    """
+    lead = (slice(None),) * axis
+    trail = (1,) * (x.ndim - 1 - axis)
+    shape = x.shape[:axis] + (out,) + x.shape[axis + 1:]
+    offsets = list(_axis_offsets(x.shape[axis], out, k, s, p, d))
+    arg = np.empty(shape, code)
+    arg[...] = _first_offset(x.shape[axis], out, k, s, p, d).reshape((out, *trail))
+    values = None if carry is None else carry[0]
+    if offsets and offsets[0][2] == slice(0, out):
+        _, source, _ = offsets[0]
+        # The first offset is inside every window, so it is every window's first cell:
+        # start from a copy of it instead of comparing against -inf.
+        best = x[(*lead, source)].copy()
+        picked = None if carry is None else values[(*lead, source)].copy()
+        offsets = offsets[1:]
+    else:
+        best = np.full(shape, -np.inf, x.dtype)
+        picked = None if carry is None else np.empty(shape, code)
+        if carry is not None:
+            picked[...] = carry[1]
+    for i, source, target in offsets:
+        value, best_i, arg_i = x[(*lead, source)], best[(*lead, target)], arg[(*lead, target)]
+        # Unsigned arithmetic instead of a masked store (several times faster in NumPy):
+        # arg += wins * (i - arg) wraps around to exactly i where a strictly larger value wins.
+        wins = value > best_i
+        np.maximum(best_i, value, out=best_i)
+        arg_i += wins * (i - arg_i)
+        if carry is not None:
+            picked_i = picked[(*lead, target)]
+            picked_i += wins * (values[(*lead, source)] - picked_i)
+    return (best, arg) if carry is None else (best, arg, picked)
+
+
+def _first_inside(out: int, s: int, p: int, d: int):
+    """Per output along one axis, the first window coordinate that is not padding."""
+    start = np.arange(out) * s - p
+    return start + d * (-(start // d)).clip(min=0)
+
+
+def _first_offset(size: int, out: int, k: int, s: int, p: int, d: int):
+    """Per output along one axis, the offset of its window's first non-padding cell.
+
+    Clipped to the last offset for a (dilated) window holding no cell at all.
+    """
+    return np.minimum((_first_inside(out, s, p, d) - (np.arange(out) * s - p)) // d, k - 1)
+
+
+def _empty_windows(h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw):
+    """(OH, OW) mask of windows holding no input cell, or None when there are none.
+
+    NOTE: only a dilated window can lie entirely in the padding (or skip over the input).
+    torch reports its first non-padding coordinate as the index, a cell outside the window.
+    """
+    def has_cell(size, out, k, s, p, d):
+        first = _first_inside(out, s, p, d)
+        return (first < size) & (first <= np.arange(out) * s - p + (k - 1) * d)
+
+    inside = np.multiply.outer(has_cell(h, oh, kh, sh, ph, dh), has_cell(w, ow, kw, sw, pw, dw))
+    return None if inside.all() else ~inside
+
+
+def _avg_divisor(h, w, oh, ow, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_override,
+                 dtype):
+    """torch's average-pooling divisor per output, shape (OH, OW) (or a scalar override)."""
+    if divisor_override:
+        return np.asarray(divisor_override, dtype)
+
+    def counts(size, out, k, s, p):
+        start = np.arange(out) * s - p
+        end = np.minimum(start + k, size + p)  # ceil_mode windows stop at the right padding
+        if count_include_pad:
+            return end - start
+        return np.minimum(end, size) - np.maximum(start, 0)
+
+    return np.multiply.outer(counts(h, oh, kh, sh, ph), counts(w, ow, kw, sw, pw)).astype(dtype)
+
 
 BACKEND = CPUBackend()

@@ -12,6 +12,7 @@ import numpy as np
 
 from .device import device
 from .kernels import kernel_source
+from .shapes import conv_output_shape, pool2d_grad_output_shape, pool_output_shape
 
 _INSTALL_HINT = ('install the GPU extra that matches your CUDA toolkit: '
                  'pip install "gradforge[cuda12]" or pip install "gradforge[cuda13]"')
@@ -170,6 +171,87 @@ class CUDABackend:
         block, grid = launch_geometry(n_threads)
         with self.xp.cuda.Device(self.index):
             self.kernel(filename, name, dtype)((grid,), (block,), converted)
+
+    # -- convolution and pooling: kernels/im2col.cu and kernels/pool2d.cu ---------------------
+    # The signatures and results of the NumPy twins in backend/cpu.py (shapes in shapes.py);
+    # every kernel runs one thread per output element (forward) or input pixel (backward).
+
+    def im2col(self, x, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, dh: int,
+               dw: int):
+        """Columns of ``x`` as ``torch.nn.functional.unfold``: (N, C*kh*kw, OH*OW)."""
+        n, c, h, w = x.shape
+        oh, ow = conv_output_shape((h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw))
+        with self.xp.cuda.Device(self.index):
+            cols = self.xp.empty((n, c * kh * kw, oh * ow), x.dtype)
+            self.launch("im2col.cu", "im2col_forward", cols.size, self.xp.ascontiguousarray(x),
+                        cols, cols.size, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw)
+        return cols
+
+    def col2im(self, cols, x_shape, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
+               dh: int, dw: int):
+        """The adjoint of ``im2col`` (``fold``), as a gather: no atomics, deterministic."""
+        n, c, h, w = x_shape
+        oh, ow = conv_output_shape((h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw))
+        with self.xp.cuda.Device(self.index):
+            x = self.xp.empty(tuple(x_shape), cols.dtype)
+            self.launch("im2col.cu", "im2col_backward", x.size, self.xp.ascontiguousarray(cols),
+                        x, x.size, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw)
+        return x
+
+    def max_pool2d_forward(self, x, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
+                           dh: int, dw: int, ceil_mode: bool):
+        """``(out, indices)`` as ``max_pool2d(..., return_indices=True)``; int64 indices."""
+        n, c, h, w = x.shape
+        oh, ow = pool_output_shape((h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil_mode)
+        with self.xp.cuda.Device(self.index):
+            out = self.xp.empty((n, c, oh, ow), x.dtype)
+            indices = self.xp.empty((n, c, oh, ow), np.int64)
+            self.launch("pool2d.cu", "max_pool2d_forward", out.size,
+                        self.xp.ascontiguousarray(x), out, indices, out.size, h, w, oh, ow, kh,
+                        kw, sh, sw, ph, pw, dh, dw)
+        return out, indices
+
+    def max_pool2d_backward(self, grad_out, indices, x_shape, kh: int, kw: int, sh: int,
+                            sw: int, ph: int, pw: int, dh: int, dw: int, ceil_mode: bool):
+        """Gradient of ``max_pool2d_forward``, gathered per input pixel (no atomics)."""
+        h, w = x_shape[2:]
+        oh, ow = pool2d_grad_output_shape(grad_out.shape, x_shape, (kh, kw), (sh, sw),
+                                          (ph, pw), (dh, dw), ceil_mode)
+        with self.xp.cuda.Device(self.index):
+            grad_x = self.xp.empty(tuple(x_shape), grad_out.dtype)
+            self.launch("pool2d.cu", "max_pool2d_backward", grad_x.size,
+                        self.xp.ascontiguousarray(grad_out), self.xp.ascontiguousarray(indices),
+                        grad_x, grad_x.size, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw)
+        return grad_x
+
+    def avg_pool2d_forward(self, x, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
+                           ceil_mode: bool, count_include_pad: bool,
+                           divisor_override: int | None):
+        """``torch.nn.functional.avg_pool2d`` (no dilation, as in torch)."""
+        n, c, h, w = x.shape
+        oh, ow = pool_output_shape((h, w), (kh, kw), (sh, sw), (ph, pw), (1, 1), ceil_mode)
+        with self.xp.cuda.Device(self.index):
+            out = self.xp.empty((n, c, oh, ow), x.dtype)
+            # The kernel reads a zero divisor_override as "none".
+            self.launch("pool2d.cu", "avg_pool2d_forward", out.size,
+                        self.xp.ascontiguousarray(x), out, out.size, h, w, oh, ow, kh, kw, sh,
+                        sw, ph, pw, int(count_include_pad), int(divisor_override or 0))
+        return out
+
+    def avg_pool2d_backward(self, grad_out, x_shape, kh: int, kw: int, sh: int, sw: int,
+                            ph: int, pw: int, ceil_mode: bool, count_include_pad: bool,
+                            divisor_override: int | None):
+        """Gradient of ``avg_pool2d_forward``, gathered per input pixel (no atomics)."""
+        h, w = x_shape[2:]
+        oh, ow = pool2d_grad_output_shape(grad_out.shape, x_shape, (kh, kw), (sh, sw),
+                                          (ph, pw), (1, 1), ceil_mode)
+        with self.xp.cuda.Device(self.index):
+            grad_x = self.xp.empty(tuple(x_shape), grad_out.dtype)
+            self.launch("pool2d.cu", "avg_pool2d_backward", grad_x.size,
+                        self.xp.ascontiguousarray(grad_out), grad_x, grad_x.size, h, w, oh, ow,
+                        kh, kw, sh, sw, ph, pw, int(count_include_pad),
+                        int(divisor_override or 0))
+        return grad_x
 
     # -- memory ---------------------------------------------------------------------------
     def memory_pool(self):

@@ -19,6 +19,7 @@ __all__ = [
     "column_chunks",
     "conv_output_shape",
     "conv_output_size",
+    "pool2d_grad_output_shape",
     "pool_output_shape",
     "pool_output_size",
 ]
@@ -105,6 +106,23 @@ def pool_output_shape(size: Sequence[int], kernel: Sequence[int], stride: Sequen
         raise RuntimeError(f"Given input size: ({_fmt(size, 'x')}). Calculated output size: "
                            f"({_fmt(out, 'x')}). Output size is too small")
     return out
+
+
+def pool2d_grad_output_shape(grad_shape: Sequence[int], x_shape: Sequence[int],
+                             kernel: Sequence[int], stride: Sequence[int],
+                             padding: Sequence[int], dilation: Sequence[int],
+                             ceil_mode: bool) -> tuple[int, int]:
+    """``(OH, OW)`` of a 2-D pooling over ``x_shape``, checked against its gradient's shape.
+
+    Raises:
+        ValueError: ``grad_shape`` is not ``(N, C, OH, OW)``.
+    """
+    n, c, h, w = x_shape
+    oh, ow = pool_output_shape((h, w), kernel, stride, padding, dilation, ceil_mode)
+    if tuple(grad_shape) != (n, c, oh, ow):
+        raise ValueError(f"pooling gradient has shape {tuple(grad_shape)}, expected "
+                         f"{(n, c, oh, ow)} for input {tuple(x_shape)}")
+    return oh, ow
 
 
 def column_chunks(batch: int, bytes_per_sample: int,
