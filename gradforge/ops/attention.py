@@ -1,0 +1,155 @@
+"""Attention: ``scaled_dot_product_attention`` and the softmax it is built on.
+
+softmax(q k^T * scale + mask) v, composed from matmul and one fused primitive,
+``SafeSoftmax``: a softmax whose fully masked rows (all -inf) are 0 instead of NaN, as in
+PyTorch 2.5+. Everything else is the existing matmul, where and add, so the gradient (and
+its gradient) comes from their Functions.
+"""
+from __future__ import annotations
+
+import math
+
+from ..autograd.function import Function
+from ..tensor import Tensor
+from ._util import norm_dim
+from .creation import arange, rand
+from .elementwise import where
+from .matmul import matmul
+from .movement import expand, reshape, transpose, unsqueeze
+from .reduce import sum
+
+
+class SafeSoftmax(Function):
+    """d softmax = s*(g - sum(g*s)); rows that are all -inf give 0 (and gradient 0)."""
+
+    saves_output = True
+
+    @staticmethod
+    def forward(ctx, a, dim):
+        ctx.dim = dim
+        xp = ctx.xp
+        x = a._data
+        m = xp.max(x, axis=dim, keepdims=True)
+        # NOTE: a fully masked row has max -inf; shifting by 0 there keeps exp(-inf) = 0
+        # instead of exp(nan), and the zero sum is divided as 1.
+        m = xp.where(m == -math.inf, 0, m)
+        e = xp.exp(x - m)
+        s = xp.sum(e, axis=dim, keepdims=True)
+        e /= xp.where(s == 0, 1, s)
+        return e
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (out,) = ctx.saved_tensors
+        return out * (grad_output - sum(grad_output * out, ctx.dim, keepdim=True)), None
+
+
+def safe_softmax(input: Tensor, dim: int = -1) -> Tensor:
+    """Softmax along ``dim`` that returns 0 (not NaN) for rows that are entirely -inf."""
+    return SafeSoftmax.apply(input, norm_dim(dim, input.ndim))
+
+
+def _check_qkv(query: Tensor, key: Tensor, value: Tensor) -> None:
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"scaled_dot_product_attention(): {name} must be a Tensor, not "
+                            f"{type(t).__name__}")
+        if t.ndim < 2:
+            raise RuntimeError(f"scaled_dot_product_attention(): {name} must be at least 2-D "
+                               f"(..., sequence, features), got shape {tuple(t.shape)}")
+    if not query.dtype == key.dtype == value.dtype:
+        raise RuntimeError("Expected query, key, and value to have the same dtype, but got "
+                           f"query.dtype: {query.dtype.name} key.dtype: {key.dtype.name} and "
+                           f"value.dtype: {value.dtype.name} instead.")
+    if query.shape[-1] != key.shape[-1]:
+        raise RuntimeError(f"scaled_dot_product_attention(): query and key must have the same "
+                           f"embedding size, got query {tuple(query.shape)} and key "
+                           f"{tuple(key.shape)}")
+    if key.shape[-2] != value.shape[-2]:
+        raise RuntimeError(f"scaled_dot_product_attention(): key and value must have the same "
+                           f"sequence length, got key {tuple(key.shape)} and value "
+                           f"{tuple(value.shape)}")
+
+
+def _repeat_heads(x: Tensor, groups: int) -> Tensor:
+    """(..., Hk, S, E) -> (..., Hk*groups, S, E), each head repeated ``groups`` times."""
+    shape = tuple(x.shape)
+    x = expand(unsqueeze(x, -3), shape[:-2] + (groups,) + shape[-2:])
+    return reshape(x, shape[:-3] + (shape[-3] * groups,) + shape[-2:])
+
+
+def attention_scores(query: Tensor, key: Tensor, attn_mask: Tensor | None = None,
+                     is_causal: bool = False, scale: float | None = None) -> Tensor:
+    """The attention weights softmax(q k^T * scale + mask), shape (..., L, S).
+
+    ``attn_mask`` is boolean (True = takes part) or additive (same dtype as ``query``);
+    ``is_causal`` adds the lower-triangular mask (position i sees positions <= i).
+    """
+    L, S = query.shape[-2], key.shape[-2]
+    if scale is None:
+        scale = 1.0 / math.sqrt(query.shape[-1])
+    # Scaling q (L x E) rather than the scores (L x S) touches fewer elements.
+    scores = matmul(query * scale, transpose(key, -2, -1))
+    if attn_mask is not None:
+        if not isinstance(attn_mask, Tensor):
+            raise TypeError(f"attn_mask must be a Tensor, not {type(attn_mask).__name__}")
+        try:
+            if attn_mask.dtype.name == "bool":
+                scores = where(attn_mask, scores, -math.inf)
+            else:
+                scores = scores + attn_mask.to(scores.dtype)
+        except RuntimeError as e:
+            if "size of tensor" not in str(e):
+                raise
+            raise RuntimeError(f"scaled_dot_product_attention(): attn_mask of shape "
+                               f"{tuple(attn_mask.shape)} does not broadcast to the attention "
+                               f"scores of shape {tuple(scores.shape)} (..., L={L}, S={S})"
+                               ) from None
+    if is_causal:
+        causal = unsqueeze(arange(L, device=query.device), -1) >= arange(S, device=query.device)
+        scores = where(causal, scores, -math.inf)
+    return safe_softmax(scores, -1)
+
+
+def dropout_mask(input: Tensor, p: float) -> Tensor:
+    """``input`` with elements zeroed with probability ``p`` and the rest scaled by 1/(1-p)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if p == 1.0:
+        return input * 0.0
+    keep = rand(tuple(input.shape), dtype=input.dtype, device=input.device) >= p
+    return where(keep, input * (1.0 / (1.0 - p)), 0.0)
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
+                                 attn_mask: Tensor | None = None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale: float | None = None,
+                                 enable_gqa: bool = False) -> Tensor:
+    """softmax(query key^T * scale + mask) value, with dropout on the weights.
+
+    Args:
+        query: (..., L, E). key: (..., S, E). value: (..., S, Ev).
+        attn_mask: boolean, True where a query may attend to a key (torch's convention), or
+            additive float of the query's dtype; broadcast to (..., L, S).
+        dropout_p: dropout probability on the attention weights (applied whenever > 0, as
+            in torch; pass 0.0 in evaluation).
+        is_causal: also mask future keys (j > i); combined with ``attn_mask`` if both given.
+        scale: defaults to 1/sqrt(E).
+        enable_gqa: grouped-query attention: key/value heads (dim -3) are repeated to match
+            the query heads.
+
+    Returns:
+        (..., L, Ev). Queries whose keys are all masked out get 0.
+    """
+    _check_qkv(query, key, value)
+    if enable_gqa and query.ndim >= 3 and query.shape[-3] != key.shape[-3]:
+        hq, hk = query.shape[-3], key.shape[-3]
+        if hq % hk or value.shape[-3] != hk:
+            raise RuntimeError(f"scaled_dot_product_attention(): with enable_gqa the number of "
+                               f"query heads ({hq}) must be a multiple of the key/value heads "
+                               f"(key {hk}, value {value.shape[-3]})")
+        key, value = _repeat_heads(key, hq // hk), _repeat_heads(value, hq // hk)
+    weights = attention_scores(query, key, attn_mask, is_causal, scale)
+    if dropout_p > 0.0:
+        weights = dropout_mask(weights, dropout_p)
+    return matmul(weights, value)
