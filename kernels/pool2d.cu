@@ -12,6 +12,16 @@
 // scalar_t is fixed at compile time (-Dscalar_t=float or double); every size and index is
 // 64-bit; all kernels use grid-stride loops over `total` work items.
 
+// -infinity from its IEEE-754 bits: NVRTC has no <math.h> (INFINITY) and the builtins differ
+// between compilers, while a union read is understood by nvcc, NVRTC and g++ alike.
+__device__ __forceinline__ scalar_t negative_infinity() {
+    const union {
+        unsigned long long bits;
+        double value;
+    } inf = {0xfff0000000000000ULL};
+    return (scalar_t)inf.value;
+}
+
 // Max pooling, torch semantics: indices are flat positions h*W + w in the input plane; the
 // first maximum in row-major window order wins and a NaN wins (the last NaN, as in torch).
 extern "C" __global__ void max_pool2d_forward(const scalar_t* __restrict__ x,
@@ -22,8 +32,7 @@ extern "C" __global__ void max_pool2d_forward(const scalar_t* __restrict__ x,
                                               long long KW, long long SH, long long SW,
                                               long long PH, long long PW, long long DH,
                                               long long DW) {
-    // -inf without <math.h>, which NVRTC does not have.
-    const scalar_t neg_inf = -(scalar_t)__builtin_huge_val();
+    const scalar_t neg_inf = negative_infinity();
     for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
          idx += (long long)blockDim.x * gridDim.x) {
         const long long ow = idx % OW;

@@ -64,9 +64,9 @@ class CPUBackend:
             math.erf(float(x)), dtype=x.dtype)
 
     # -- convolution and pooling: NumPy twins of kernels/im2col.cu and kernels/pool2d.cu ----
-    # Every method loops over kernel offsets (i, j) only; each offset is one strided slice of
-    # the image against one block of the output. Offsets are visited in (i, j) order, the
-    # order in which the kernels sum, so results agree with them to the last bit.
+    # Python loops run over kernel offsets only; each offset is one strided slice of the image
+    # against one block of the output. col2im and average pooling add the offsets in (i, j)
+    # order, the order in which the kernels sum, so both agree to the last bit.
 
     def im2col(self, x, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, dh: int,
                dw: int):
