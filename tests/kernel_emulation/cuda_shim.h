@@ -22,8 +22,9 @@ struct dim3 {
     unsigned int x = 1, y = 1, z = 1;
 };
 
-// One translation unit per library, so plain statics are the launch state.
-static dim3 threadIdx, blockIdx, blockDim, gridDim;
+// The launch state. Thread-local because ctypes releases the GIL: two Python threads may run
+// kernels of the same library at once.
+static thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 static const int warpSize = 32;
 
 // Threads run one after another, so a read-modify-write is atomic.
