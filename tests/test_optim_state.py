@@ -3,6 +3,7 @@ import warnings
 
 import numpy as np
 import pytest
+from oracle import DEVICES
 from test_optim import Problem, host
 
 import gradforge
@@ -115,21 +116,26 @@ def test_torch_checkpoint_loads_and_continues_like_torch():
         np.testing.assert_allclose(host(g), t.detach().numpy(), rtol=1e-12)
 
 
-def test_load_casts_state_to_the_parameter_dtype_but_keeps_step():
+@pytest.mark.parametrize("device", DEVICES)
+def test_load_moves_state_to_the_parameter_dtype_and_device_but_keeps_step(device):
     problem = Problem()
     params = problem.params(gradforge)
     opt = optim.Adam(params, lr=0.1)
     train(problem, params, opt, 2)
     saved = opt.state_dict()
-    params32 = [p.detach().float().requires_grad_() for p in params]
+    params32 = [p.detach().float().to(device).requires_grad_() for p in params]
     opt32 = optim.Adam(params32, lr=0.1)
     opt32.load_state_dict(saved)
     state = opt32.state[params32[0]]
-    assert state["exp_avg"].dtype == gradforge.float32
-    assert state["exp_avg_sq"].dtype == gradforge.float32
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert state[key].dtype == gradforge.float32
+        assert state[key].device == params32[0].device
     assert state["step"] is saved["state"][0]["step"]  # the counter is not cast
     np.testing.assert_allclose(host(state["exp_avg"]), host(saved["state"][0]["exp_avg"]),
                                rtol=1e-6)
+    params32[0].grad = gradforge.ones_like(params32[0])
+    opt32.step()  # and the update runs on the new device
+    assert state["step"].item() == 3.0 and state["exp_avg"].device == params32[0].device
 
 
 def test_load_accepts_string_indices_and_number_steps():

@@ -102,9 +102,11 @@ class Adam(Optimizer):
             if amsgrad:
                 max_exp_avg_sq = p_state["max_exp_avg_sq"]
                 max_exp_avg_sq.copy_(ops.maximum(max_exp_avg_sq, exp_avg_sq))
-                denom = (max_exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+                denom = max_exp_avg_sq.sqrt()
             else:
-                denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+                denom = exp_avg_sq.sqrt()
+            # In place on the fresh square root: torch's (sqrt(v) / c).add_(eps), one array less.
+            denom.div_(bias_correction2_sqrt).add_(eps)
             p.addcdiv_(exp_avg, denom, value=-step_size)
 
 
