@@ -203,3 +203,49 @@ def test_float32_parameters_stay_float32():
     assert state["exp_avg"].dtype == gradforge.float32
     assert state["step"].dtype == gradforge.float32 and state["step"].device.type == "cpu"
     np.testing.assert_allclose(host(params[0]), host(tparams[0]), rtol=1e-6)
+
+
+def nn_attr(name):
+    """``gradforge.nn.<name>``, or a skip while nn (written concurrently) lacks it."""
+    value = getattr(pytest.importorskip("gradforge.nn"), name, None)
+    if value is None:
+        pytest.skip(f"gradforge.nn.{name} is not written yet")
+    return value
+
+
+def test_optimizes_nn_parameters():
+    Parameter = nn_attr("Parameter")
+    problem = Problem()
+    gp = [Parameter(p) for p in problem.params(gradforge)]
+    tp = [torch.nn.Parameter(p) for p in problem.params(torch)]
+    gopt = gradforge.optim.Adam([("weight", gp[0]), ("bias", gp[1])], lr=0.05)
+    topt = torch.optim.Adam([("weight", tp[0]), ("bias", tp[1])], lr=0.05)
+    for _ in range(5):
+        gopt.zero_grad()
+        problem.backward(gp)
+        for g, t in zip(gp, tp):
+            t.grad = torch.tensor(host(g.grad))
+        gopt.step()
+        topt.step()
+    assert gopt.state_dict()["param_groups"] == topt.state_dict()["param_groups"]
+    for g, t in zip(gp, tp):
+        assert isinstance(g, Parameter)
+        np.testing.assert_allclose(host(g), host(t), rtol=1e-12)
+
+
+def test_trains_nn_linear_like_torch():
+    Linear = nn_attr("Linear")
+    rng = np.random.default_rng(1)
+    tlin = torch.nn.Linear(3, 2).double()
+    glin = Linear(3, 2).double()
+    glin.load_state_dict({k: gradforge.tensor(v.numpy()) for k, v in tlin.state_dict().items()})
+    x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+    gopt = gradforge.optim.SGD(glin.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    topt = torch.optim.SGD(tlin.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    for _ in range(10):
+        for lin, opt, lib in ((glin, gopt, gradforge), (tlin, topt, torch)):
+            opt.zero_grad()
+            ((lin(lib.tensor(x)) - lib.tensor(y)) ** 2).mean().backward()
+            opt.step()
+    for name, value in tlin.state_dict().items():
+        np.testing.assert_allclose(host(glin.state_dict()[name]), value.numpy(), rtol=1e-10)

@@ -135,6 +135,7 @@ class AdamW(Adam):
                          decoupled_weight_decay=True)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state dict (an Adam one too); the weight decay stays decoupled."""
         super().load_state_dict(state_dict)
         # AdamW always decouples, even when loading an Adam checkpoint (as torch does).
         for group in self.param_groups:
