@@ -16,6 +16,8 @@ from .random import (Generator, get_rng_state, initial_seed, manual_seed, seed,
                      set_rng_state, default_generator)
 from . import cuda
 from . import optim
+from . import utils
+from .serialization import load, save
 
 half, float, double, long, int, short = float16, float32, float64, int64, int32, int16
 
