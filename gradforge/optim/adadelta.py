@@ -64,8 +64,9 @@ class Adadelta(Optimizer):
                 grad = grad.add(p, alpha=weight_decay)
             square_avg, acc_delta = p_state["square_avg"], p_state["acc_delta"]
             square_avg.mul_(rho).addcmul_(grad, grad, value=1 - rho)
+            # RMS of past updates over RMS of gradients: a step in the parameter's own units.
             std = square_avg.add(eps).sqrt_()
             delta = acc_delta.add(eps).sqrt_()
-            delta.div_(std).mul_(grad)
+            delta.div_(std).mul_(grad)  # in place on the fresh temporary, as torch
             acc_delta.mul_(rho).addcmul_(delta, delta, value=1 - rho)
             p.add_(delta, alpha=-lr)

@@ -54,6 +54,7 @@ class LRScheduler:
             group's ``initial_lr``), a larger value resumes it.
     """
 
+    # Class defaults; set on the instance while stepping, so state_dict() holds them (as torch).
     _get_lr_called_within_step = False
     _is_initial = False
 
@@ -62,6 +63,7 @@ class LRScheduler:
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
         self.optimizer = optimizer
         if last_epoch == -1:
+            # setdefault: a second scheduler on the same optimizer keeps the first's base.
             for group in optimizer.param_groups:
                 lr = group["lr"]
                 group.setdefault("initial_lr", lr.clone() if isinstance(lr, Tensor) else lr)
@@ -78,6 +80,7 @@ class LRScheduler:
     def _initial_step(self) -> None:
         """The constructor's step: sets the rates of epoch ``last_epoch + 1``."""
         self._step_count = 0
+        # Chainable schedules read this to keep a resumed rate instead of stepping it again.
         self._is_initial = True
         try:
             self.step()
@@ -111,6 +114,7 @@ class LRScheduler:
                 self.last_epoch += 1
                 values = self.get_lr()
             else:
+                # A jump cannot be chained from the current rate: use the formula in epochs.
                 self.last_epoch = epoch
                 closed_form = getattr(self, "_get_closed_form_lr", None)
                 values = closed_form() if closed_form is not None else self.get_lr()

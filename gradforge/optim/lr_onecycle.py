@@ -58,6 +58,7 @@ class OneCycleLR(LRScheduler):
             self.total_steps = epochs * steps_per_epoch
         else:
             raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
+        # Phases end at (possibly fractional) step indices, exactly as torch computes them.
         up_end = float(pct_start * self.total_steps) - 1
         if three_phase:
             self._schedule_phases = [
@@ -84,6 +85,7 @@ class OneCycleLR(LRScheduler):
                 group["initial_lr"] = group_max_lr / div_factor
                 group["max_lr"] = group_max_lr
                 group["min_lr"] = group["initial_lr"] / final_div_factor
+        # Momentum moves against the rate: high while the rate is low, low at its peak.
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
             if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
@@ -121,6 +123,7 @@ class OneCycleLR(LRScheduler):
         last = len(self._schedule_phases) - 1
         for group in self.optimizer.param_groups:
             start_step = 0.0
+            # The first unfinished phase; step total_steps extrapolates the last, as in torch.
             for i, phase in enumerate(self._schedule_phases):
                 end_step = phase["end_step"]
                 if step_num <= end_step or i == last:

@@ -101,6 +101,7 @@ class ReduceLROnPlateau(LRScheduler):
                                    "param groups.")
             self.min_lrs = [self.default_min_lr] * len(groups)
         for group, min_lr in zip(groups, self.min_lrs):
+            # Reductions below eps are skipped, so a rate at its floor is left untouched.
             old_lr = float(group["lr"])
             new_lr = max(old_lr * self.factor, min_lr)
             if old_lr - new_lr > self.eps:
@@ -121,6 +122,7 @@ class ReduceLROnPlateau(LRScheduler):
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(f"threshold mode {threshold_mode} is unknown! (expected 'rel' or "
                              "'abs')")
+        # The starting "best": any first metric improves on it.
         self.mode_worse = math.inf if mode == "min" else -math.inf
         self.mode = mode
         self.threshold = threshold

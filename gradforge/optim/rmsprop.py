@@ -84,6 +84,7 @@ class RMSprop(Optimizer):
             else:
                 avg = square_avg.sqrt()
             avg.add_(eps)
+            # With momentum the normalized gradient is accumulated, then applied.
             if momentum > 0:
                 buf = p_state["momentum_buffer"]
                 buf.mul_(momentum).addcdiv_(grad, avg)

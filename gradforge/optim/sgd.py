@@ -51,6 +51,7 @@ class SGD(Optimizer):
         weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], \
             group["maximize"]
         state = self.state
+        # torch's single-tensor loop, op for op: a few in-place ops per parameter.
         for p in group["params"]:
             grad = p.grad
             if grad is None:
