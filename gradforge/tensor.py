@@ -5,6 +5,8 @@ tensor's device); every method that computes something delegates in one line to 
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from .autograd import engine as _engine
@@ -21,8 +23,23 @@ class Tensor:
     accepted too and behaves like ``gradforge.tensor(data)``.
     """
 
-    __slots__ = ("_data", "_device", "requires_grad", "grad", "grad_fn", "_output_nr", "_vc",
-                 "_hooks", "__weakref__", "__dict__")
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_data",
+        "_device",
+        "_hooks",
+        "_output_nr",
+        "_vc",
+        "grad",
+        "grad_fn",
+        "requires_grad",
+    )
+
+    # Set on views only (see autograd.function._record_view): the tensor a view was taken
+    # from, and the view ops that lead from it to the view.
+    _base = None
+    _view_chain: tuple = ()
 
     def __new__(cls, *args, **kwargs):
         return object.__new__(cls)
@@ -51,7 +68,7 @@ class Tensor:
 
     # -- attributes -------------------------------------------------------------------------
     @property
-    def shape(self) -> "Size":
+    def shape(self) -> Size:
         return Size(self._data.shape)
 
     @property
@@ -79,12 +96,12 @@ class Tensor:
         return self._vc[0]
 
     @property
-    def data(self) -> "Tensor":
+    def data(self) -> Tensor:
         """The same storage, detached from the graph (``x.data`` in torch)."""
         return Tensor._make(self._data, self._device, vc=self._vc)
 
     @data.setter
-    def data(self, value: "Tensor") -> None:
+    def data(self, value: Tensor) -> None:
         self._data = value._data
         self._device = value._device
 
@@ -186,16 +203,16 @@ class Tensor:
         _engine.backward(self, None if gradient is None else (gradient,), retain_graph,
                          create_graph, inputs)
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         """A tensor sharing this storage, outside the graph."""
         return Tensor._make(self._data, self._device, vc=self._vc)
 
-    def detach_(self) -> "Tensor":
+    def detach_(self) -> Tensor:
         self.grad_fn = None
         self.requires_grad = False
         return self
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if self.grad_fn is not None and not requires_grad:
             raise RuntimeError("you can only change requires_grad flags of leaf variables. If "
                                "you want to use a computed variable in a subgraph that doesn't "
@@ -212,9 +229,8 @@ class Tensor:
             if not self.requires_grad:
                 raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
             return
-        import weakref
         node = self.grad_fn
-        if not hasattr(node, "_retained"):
+        if node._retained is None:
             node._retained = {}
         # NOTE: a weak reference, so the node does not keep its own output alive (no cycle).
         node._retained[self._output_nr] = weakref.ref(self)
@@ -222,10 +238,13 @@ class Tensor:
     @property
     def retains_grad(self) -> bool:
         node = self.grad_fn
-        return node is not None and self._output_nr in getattr(node, "_retained", {})
+        return node is not None and bool(node._retained) and self._output_nr in node._retained
 
-    def register_hook(self, hook):
-        """Call ``hook(grad)`` when this tensor's gradient is computed; it may return a new one."""
+    def register_hook(self, hook) -> _RemovableHandle:
+        """Call ``hook(grad)`` when this tensor's gradient is computed; it may return a new one.
+
+        On a leaf the hook runs before the gradient is accumulated into ``.grad``.
+        """
         if not self.requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         if self.grad_fn is None:
@@ -234,21 +253,21 @@ class Tensor:
             hooks = self._hooks
         else:
             node = self.grad_fn
-            if not hasattr(node, "_tensor_hooks"):
+            if node._tensor_hooks is None:
                 node._tensor_hooks = {}
             hooks = node._tensor_hooks.setdefault(self._output_nr, [])
         hooks.append(hook)
         return _RemovableHandle(hooks, hook)
 
     # -- devices and dtypes -----------------------------------------------------------------
-    def to(self, *args, **kwargs) -> "Tensor":
+    def to(self, *args, **kwargs) -> Tensor:
         return ops.to(self, *args, **kwargs)
 
-    def cuda(self, device=None, non_blocking: bool = False) -> "Tensor":
+    def cuda(self, device=None, non_blocking: bool = False) -> Tensor:
         return ops.to(self, "cuda" if device is None else
                       (f"cuda:{device}" if isinstance(device, int) else device))
 
-    def cpu(self) -> "Tensor":
+    def cpu(self) -> Tensor:
         return ops.to(self, "cpu")
 
     def type(self, dtype=None):
@@ -256,36 +275,36 @@ class Tensor:
             return f"gradforge.{self.dtype.name}"
         return ops.to(self, dtype)
 
-    def float(self) -> "Tensor":
+    def float(self) -> Tensor:
         return ops.to(self, float32)
 
-    def double(self) -> "Tensor":
+    def double(self) -> Tensor:
         return ops.to(self, float64)
 
-    def half(self) -> "Tensor":
+    def half(self) -> Tensor:
         return ops.to(self, float16)
 
-    def long(self) -> "Tensor":
+    def long(self) -> Tensor:
         return ops.to(self, int64)
 
-    def int(self) -> "Tensor":
+    def int(self) -> Tensor:
         return ops.to(self, int32)
 
-    def bool(self) -> "Tensor":
+    def bool(self) -> Tensor:
         return ops.to(self, bool_)
 
-    def type_as(self, other: "Tensor") -> "Tensor":
+    def type_as(self, other: Tensor) -> Tensor:
         return ops.to(self, other.dtype)
 
-    def new_tensor(self, data, dtype=None, device=None, requires_grad=False) -> "Tensor":
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False) -> Tensor:
         return ops.tensor(data, dtype=dtype or self.dtype, device=device or self._device,
                           requires_grad=requires_grad)
 
-    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False) -> "Tensor":
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
         return ops.zeros(*size, dtype=dtype or self.dtype, device=device or self._device,
                          requires_grad=requires_grad)
 
-    def new_ones(self, *size, dtype=None, device=None, requires_grad=False) -> "Tensor":
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
         return ops.ones(*size, dtype=dtype or self.dtype, device=device or self._device,
                         requires_grad=requires_grad)
 
@@ -293,7 +312,7 @@ class Tensor:
         return ops.full(size, fill_value, dtype=dtype or self.dtype,
                         device=device or self._device, requires_grad=requires_grad)
 
-    def new_empty(self, *size, dtype=None, device=None, requires_grad=False) -> "Tensor":
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
         return ops.empty(*size, dtype=dtype or self.dtype, device=device or self._device,
                          requires_grad=requires_grad)
 
@@ -333,16 +352,16 @@ class Tensor:
     def __getitem__(self, index): return ops.getitem(self, index)
     def __setitem__(self, index, value): ops.setitem(self, index, value)
 
-    def where(self, condition, other) -> "Tensor":
+    def where(self, condition, other) -> Tensor:
         """``where(condition, self, other)``."""
         return ops.where(condition, self, other)
 
     @property
-    def T(self) -> "Tensor":
+    def T(self) -> Tensor:
         return ops.permute(self, *range(self._data.ndim - 1, -1, -1))
 
     @property
-    def mT(self) -> "Tensor":
+    def mT(self) -> Tensor:
         return ops.transpose(self, -2, -1)
 
 
@@ -374,8 +393,8 @@ register_tensor_class(Tensor)
 
 # Methods whose implementation is exactly the op of the same name (``x.exp()`` is
 # ``ops.exp(x)``). Bound here after ``ops`` is importable, since ops builds on Tensor.
-from . import ops  # noqa: E402
-from .backend.dtypes import bool_, float16, float32, float64, int32, int64  # noqa: E402
+from . import ops
+from .backend.dtypes import bool_, float16, float32, float64, int32, int64
 
 for _name in ops.TENSOR_METHODS:
     setattr(Tensor, _name, getattr(ops, _name))

@@ -7,7 +7,6 @@ Gradients of leaves are accumulated into ``.grad`` (``backward``) or captured an
 """
 from __future__ import annotations
 
-
 from . import function as _function
 from .function import Function
 from .grad_mode import STATE
@@ -20,9 +19,8 @@ def _roots(outputs, grad_outputs, create_graph):
     for i, out in enumerate(outputs):
         g = grad_outputs[i] if grad_outputs is not None else None
         if not out.requires_grad:
-            raise RuntimeError(
-                "element {} of tensors does not require grad and does not have a grad_fn"
-                .format(i))
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have "
+                               "a grad_fn")
         if g is None:
             if out._data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs "
@@ -30,7 +28,7 @@ def _roots(outputs, grad_outputs, create_graph):
             g = T._make(out._device.xp.ones_like(out._data), out._device)
         elif not isinstance(g, T):
             g = T._make(out._device.backend.asarray(g, dtype=out._data.dtype), out._device)
-        if tuple(g.shape) != tuple(out.shape):
+        if g._data.shape != out._data.shape:
             raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of "
                                f"{tuple(g.shape)} and output[{i}] has a shape of "
                                f"{tuple(out.shape)}.")
@@ -40,28 +38,97 @@ def _roots(outputs, grad_outputs, create_graph):
     return pairs
 
 
-def _dependencies(nodes):
+def _dependencies(nodes) -> dict:
     """Number of graph edges that point at each node reachable from ``nodes``."""
     deps = {}
     stack = list(nodes)
     seen = set(stack)
     while stack:
-        node = stack.pop()
-        for edge in node.next_edges:
+        for edge in stack.pop().next_edges:
             if edge is None:
                 continue
             nxt = edge[0]
             if isinstance(nxt, Function):
-                deps[nxt] = deps.get(nxt, 0) + 1
-                if nxt not in seen:
+                if nxt in seen:
+                    deps[nxt] += 1
+                else:
+                    deps[nxt] = 1
                     seen.add(nxt)
                     stack.append(nxt)
     return deps
 
 
-def _accumulate(buffer, index, grad):
-    old = buffer[index]
-    buffer[index] = grad if old is None else old + grad
+class _Walk:
+    """What one backward call delivers, and where: ``.grad`` of leaves or captured results."""
+
+    __slots__ = (
+        "accumulate",
+        "capture_leaf",
+        "capture_node",
+        "create_graph",
+        "only_inputs",
+        "results",
+    )
+
+    def __init__(self, inputs, accumulate, create_graph):
+        self.accumulate, self.create_graph = accumulate, create_graph
+        # Captured gradients: leaves by identity, non-leaves by (node, output index).
+        self.capture_leaf, self.capture_node = {}, {}
+        self.only_inputs = inputs is not None
+        self.results = [None] * (len(inputs) if inputs is not None else 0)
+        for k, t in enumerate(inputs or ()):
+            if not t.requires_grad:
+                raise RuntimeError(f"One of the differentiated Tensors (input {k}) does not "
+                                   "require grad")
+            if t.grad_fn is None:
+                self.capture_leaf.setdefault(id(t), []).append(k)
+            else:
+                self.capture_node.setdefault((t.grad_fn, t._output_nr), []).append(k)
+
+    def leaf(self, leaf, g) -> None:
+        """A gradient arrived at a leaf: run its hooks, then capture and/or accumulate it."""
+        for hook in leaf._hooks or ():
+            new = hook(g)
+            if new is not None:
+                g = new
+        captured = self.capture_leaf.get(id(leaf)) if self.capture_leaf else None
+        if captured:
+            for k in captured:
+                prev = self.results[k]
+                self.results[k] = g if prev is None else prev + g
+        if not self.accumulate or (self.only_inputs and not captured):
+            return
+        if leaf.grad is None:
+            # NOTE: the gradient may alias another tensor's (Add passes it through), so the
+            # first accumulation stores a copy that optimizers may update in place.
+            leaf.grad = g if self.create_graph else g.detach().clone()
+        elif self.create_graph:
+            leaf.grad = leaf.grad + g
+        else:
+            leaf.grad._data += g._data
+            leaf.grad._vc[0] += 1
+
+    def node_outputs(self, node, grads) -> None:
+        """Hooks, retain_grad and captures on the gradients of ``node``'s outputs."""
+        hooks, retained = node._tensor_hooks, node._retained
+        for nr, g in enumerate(grads):
+            if g is None:
+                continue
+            if hooks and nr in hooks:
+                for hook in hooks[nr]:
+                    new = hook(g)
+                    if new is not None:
+                        g = new
+                grads[nr] = g
+            if retained and nr in retained:
+                t = retained[nr]()
+                if t is not None:
+                    gg = g if self.create_graph else g.detach()
+                    t.grad = gg if t.grad is None else t.grad + gg
+            if self.capture_node:
+                for k in self.capture_node.get((node, nr), ()):
+                    prev = self.results[k]
+                    self.results[k] = g if prev is None else prev + g
 
 
 def run_backward(outputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -72,124 +139,115 @@ def run_backward(outputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     (only for ``inputs`` when given); without it (``autograd.grad``) the gradients of
     ``inputs`` are returned and no ``.grad`` is touched.
     """
-    T = _function._TENSOR
     if retain_graph is None:
         retain_graph = create_graph
     pairs = _roots(outputs, grad_outputs, create_graph)
+    walk = _Walk(inputs, accumulate, create_graph)
 
-    # Where gradients are captured: leaves by identity, non-leaves by (node, output index).
-    capture_leaf, capture_node = {}, {}
-    if inputs is not None:
-        for k, t in enumerate(inputs):
-            if not t.requires_grad:
-                raise RuntimeError(f"One of the differentiated Tensors (input {k}) does not "
-                                   "require grad")
-            if t.grad_fn is None:
-                capture_leaf.setdefault(id(t), []).append(k)
-            else:
-                capture_node.setdefault((t.grad_fn, t._output_nr), []).append(k)
-    results = [None] * (len(inputs) if inputs is not None else 0)
-
-    buffers = {}
-    root_nodes = []
+    buffers = {}       # node -> list of the gradients of its outputs received so far
+    roots = []
     for out, g in pairs:
-        if out.grad_fn is None:
-            _deliver_leaf(out, g, capture_leaf, results, accumulate, create_graph, inputs)
-            continue
         node = out.grad_fn
+        if node is None:
+            walk.leaf(out, g)
+            continue
         if node not in buffers:
             buffers[node] = [None] * node.n_outputs
-            root_nodes.append(node)
-        _accumulate(buffers[node], out._output_nr, g)
+            roots.append(node)
+        _add(buffers[node], out._output_nr, g)
 
-    deps = _dependencies(root_nodes)
-    ready = [n for n in root_nodes if deps.get(n, 0) == 0]
+    deps = _dependencies(roots)
+    ready = [n for n in roots if n not in deps]
+    slow_nodes = bool(walk.capture_node)
     prev_mode = STATE.enabled
     STATE.enabled = create_graph
     try:
         while ready:
             node = ready.pop()
             grads = buffers.pop(node)
-            for nr, g in enumerate(grads):
-                if g is None:
-                    continue
-                hooks = getattr(node, "_tensor_hooks", None)
-                if hooks and nr in hooks:
-                    for hook in hooks[nr]:
-                        new = hook(g)
-                        if new is not None:
-                            g = new
-                    grads[nr] = g
-                retained = getattr(node, "_retained", None)
-                if retained and nr in retained:
-                    t = retained[nr]()
-                    if t is not None:
-                        gg = g if create_graph else g.detach()
-                        t.grad = gg if t.grad is None else t.grad + gg
-                if capture_node and (node, nr) in capture_node:
-                    for k in capture_node[(node, nr)]:
-                        results[k] = g
-            grads = _materialize(node, grads)
-            if grads is None:
-                grad_inputs = (None,) * len(node.next_edges)
+            if slow_nodes or node._tensor_hooks or node._retained:
+                walk.node_outputs(node, grads)
+            if node.n_outputs == 1:
+                grad_inputs = type(node).backward(node, grads[0])
             else:
-                grad_inputs = type(node).backward(node, *grads)
-                if not isinstance(grad_inputs, tuple):
-                    grad_inputs = (grad_inputs,)
-            if len(grad_inputs) < len(node.next_edges):
+                grad_inputs = _backward_multi(node, grads)
+            if type(grad_inputs) is not tuple:
+                grad_inputs = (grad_inputs,)
+            edges = node.next_edges
+            if len(grad_inputs) < len(edges):
                 raise RuntimeError(
                     f"function {node.name()} returned an incorrect number of gradients "
-                    f"(expected {len(node.next_edges)}, got {len(grad_inputs)})")
+                    f"(expected {len(edges)}, got {len(grad_inputs)})")
             if not retain_graph:
                 node.release()
-            for k, (edge, g) in enumerate(zip(node.next_edges, grad_inputs)):
+            for k, edge in enumerate(edges):
                 if edge is None:
                     continue
                 target, nr, shape = edge
+                g = grad_inputs[k]
                 if g is not None:
-                    if not isinstance(g, T):
-                        raise TypeError(f"function {node.name()} returned a gradient of type "
-                                        f"{type(g).__name__} at index {k}; expected a Tensor")
-                    if g._data.shape != shape:
-                        raise RuntimeError(
-                            f"Function {node.name()} returned an invalid gradient at index {k}"
-                            f" - got {list(g._data.shape)} but expected shape {list(shape)}")
-                    if _function._anomaly["enabled"]:
-                        _check_nan(node, k, g)
+                    _check_grad(node, k, g, shape)
                 if isinstance(target, Function):
                     if g is not None:
                         buf = buffers.get(target)
                         if buf is None:
                             buf = buffers[target] = [None] * target.n_outputs
-                        _accumulate(buf, nr, g)
-                    deps[target] -= 1
-                    if deps[target] == 0:
+                        _add(buf, nr, g)
+                    left = deps[target] - 1
+                    deps[target] = left
+                    if left == 0:
                         if target in buffers:
                             ready.append(target)
                         else:
                             _skip(target, deps, ready, buffers)
                 elif g is not None:
-                    _deliver_leaf(target, g, capture_leaf, results, accumulate, create_graph,
-                                  inputs)
+                    walk.leaf(target, g)
     finally:
         STATE.enabled = prev_mode
 
-    if inputs is not None and not accumulate:
-        for k, r in enumerate(results):
+    if walk.only_inputs and not accumulate:
+        for k, r in enumerate(walk.results):
             if r is None and not allow_unused:
                 raise RuntimeError(
                     f"One of the differentiated Tensors (input {k}) appears to not have been "
                     "used in the graph. Set allow_unused=True if this is the desired behavior.")
-        return tuple(results)
+        return tuple(walk.results)
     return None
 
 
-def _skip(node, deps, ready, buffers):
+def _add(buffer, index, grad) -> None:
+    old = buffer[index]
+    buffer[index] = grad if old is None else old + grad
+
+
+def _check_grad(node, k, g, shape) -> None:
+    """A gradient returned by ``node.backward`` must be a tensor of its input's shape."""
+    if not isinstance(g, _function._TENSOR):
+        raise TypeError(f"function {node.name()} returned a gradient of type "
+                        f"{type(g).__name__} at index {k}; expected a Tensor")
+    if g._data.shape != shape:
+        raise RuntimeError(f"Function {node.name()} returned an invalid gradient at index {k} - "
+                           f"got {list(g._data.shape)} but expected shape {list(shape)}")
+    if _function._anomaly["enabled"]:
+        _check_nan(node, k, g)
+
+
+def _backward_multi(node, grads):
+    """Backward of a node with several outputs; missing gradients become zeros (torch's
+    materialize_grads) unless the node opted out."""
+    if node._materialize and None in grads:
+        T = _function._TENSOR
+        xp = node.device.xp
+        grads = [g if g is not None else T._make(xp.zeros(shape, dtype), node.device)
+                 for g, (shape, dtype) in zip(grads, node.output_meta)]
+    return type(node).backward(node, *grads)
+
+
+def _skip(node, deps, ready, buffers) -> None:
     """A node that received no gradient at all: release its dependants' counters too."""
     stack = [node]
     while stack:
-        n = stack.pop()
-        for edge in n.next_edges:
+        for edge in stack.pop().next_edges:
             if edge is not None and isinstance(edge[0], Function):
                 t = edge[0]
                 deps[t] -= 1
@@ -200,59 +258,31 @@ def _skip(node, deps, ready, buffers):
                         stack.append(t)
 
 
-def _materialize(node, grads):
-    """Replace missing output gradients with zeros (torch's materialize_grads)."""
-    if all(g is None for g in grads):
-        return None
-    if any(g is None for g in grads):
-        if not node._materialize:
-            return grads
-        T = _function._TENSOR
-        xp = node.device.xp
-        grads = [g if g is not None else T._make(xp.zeros(shape, dtype), node.device)
-                 for g, (shape, dtype) in zip(grads, node.output_meta)]
-    return grads
-
-
-def _deliver_leaf(leaf, g, capture_leaf, results, accumulate, create_graph, inputs):
-    for hook in leaf._hooks or ():
-        new = hook(g)
-        if new is not None:
-            g = new
-    if capture_leaf and id(leaf) in capture_leaf:
-        for k in capture_leaf[id(leaf)]:
-            results[k] = g if results[k] is None else results[k] + g
-        if not accumulate:
-            return
-    if not accumulate or (inputs is not None and id(leaf) not in capture_leaf):
-        return
-    if leaf.grad is None:
-        # NOTE: the gradient may alias another tensor's (Add passes it through), so the
-        # first accumulation stores a copy that optimizers may update in place.
-        leaf.grad = g if create_graph else g.detach().clone()
-    elif create_graph:
-        leaf.grad = leaf.grad + g
-    else:
-        leaf.grad._data += g._data
-        leaf.grad._vc[0] += 1
-
-
-def _check_nan(node, k, g):
-    xp = node.device.xp
-    if g._data.dtype.kind == "f" and bool(xp.isnan(g._data).any()):
-        trace = getattr(node, "_forward_trace", "")
+def _check_nan(node, k, g) -> None:
+    if g._data.dtype.kind == "f" and bool(node.device.xp.isnan(g._data).any()):
         raise RuntimeError(
             f"Function '{node.name()}' returned nan values in its {k}th output.\n"
-            f"Traceback of the forward call that caused the error:\n{trace}")
+            f"Traceback of the forward call that caused the error:\n{node._forward_trace}")
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
          allow_unused=None, materialize_grads=False):
-    """Gradients of ``outputs`` with respect to ``inputs``, returned (``.grad`` untouched)."""
+    """Gradients of ``outputs`` with respect to ``inputs``, returned (``.grad`` untouched).
+
+    Args:
+        outputs: a tensor or a sequence of tensors to differentiate.
+        inputs: a tensor or a sequence of tensors that require grad.
+        grad_outputs: the vector of the vector-Jacobian product, one per output (None for
+            scalar outputs means 1).
+        retain_graph: keep the graph for another backward (default: ``create_graph``).
+        create_graph: record the backward pass, for higher-order derivatives.
+        allow_unused: return None for an input the outputs do not depend on, instead of
+            raising.
+        materialize_grads: return zeros instead of None for unused inputs.
+    """
     T = _function._TENSOR
     outputs = (outputs,) if isinstance(outputs, T) else tuple(outputs)
-    single = isinstance(inputs, T)
-    inputs = (inputs,) if single else tuple(inputs)
+    inputs = (inputs,) if isinstance(inputs, T) else tuple(inputs)
     if grad_outputs is not None:
         grad_outputs = (grad_outputs,) if isinstance(grad_outputs, T) else tuple(grad_outputs)
     if allow_unused is None:
@@ -264,7 +294,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return result
 
 
-def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
+             inputs=None) -> None:
     """Accumulate gradients of ``tensors`` into the ``.grad`` of the leaves (or of ``inputs``)."""
     T = _function._TENSOR
     tensors = (tensors,) if isinstance(tensors, T) else tuple(tensors)
@@ -273,5 +304,3 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     if inputs is not None:
         inputs = (inputs,) if isinstance(inputs, T) else tuple(inputs)
     run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs, accumulate=True)
-
-

@@ -39,36 +39,38 @@ class SavedTensor:
     node) and memory is freed by reference counting alone.
     """
 
-    __slots__ = ("tensor", "array", "vc", "version", "device")
+    __slots__ = ("array", "device", "output_nr", "tensor", "vc", "version")
 
-    def __init__(self, tensor, output_of=None):
+    def __init__(self, tensor, output_nr=None):
         self.vc = tensor._vc
         self.version = tensor._vc[0]
-        if output_of is None:
+        self.output_nr = output_nr
+        if output_nr is None:
             self.tensor, self.array, self.device = tensor, None, None
         else:
             self.tensor, self.array, self.device = None, tensor._data, tensor._device
 
     def unpack(self, node):
         if self.vc[0] != self.version:
-            t = self.tensor
-            shape = list(t.shape if t is not None else self.array.shape)
+            shape = list(self.tensor.shape if self.tensor is not None else self.array.shape)
+            what = "an input" if self.tensor is not None else "its output"
             raise RuntimeError(
                 "one of the variables needed for gradient computation has been modified by an "
-                f"inplace operation: [{type(node).__name__} saved a tensor of shape {shape}] is "
+                f"inplace operation: [{type(node).__name__} saved {what} of shape {shape}] is "
                 f"at version {self.vc[0]}; expected version {self.version} instead. Hint: the "
                 "operation that failed to compute its gradient is "
                 f"{type(node).__name__}.backward; avoid the in-place change or clone first.")
         if self.tensor is not None:
             return self.tensor
-        return _TENSOR._make(self.array, self.device, True, node, 0, self.vc)
+        return _TENSOR._make(self.array, self.device, True, node, self.output_nr, self.vc)
 
 
 class Function:
     """Base class of differentiable ops (``autograd.Function`` in PyTorch).
 
     Subclass it with static ``forward(ctx, *args)`` and ``backward(ctx, *grad_outputs)``
-    and call ``MyFunction.apply(*args)``.
+    and call ``MyFunction.apply(*args)``. The instance is both the ``ctx`` of those methods
+    and the graph node (the ``grad_fn`` of the outputs).
     """
 
     #: the output is a view of the first argument and shares its version counter.
@@ -79,14 +81,20 @@ class Function:
     #: the test suite's gradient-coverage check skips the class.
     differentiable = True
 
-    def __init__(self):
-        self._saved = ()
-        self._released = False
-        self._materialize = True
-        self._non_differentiable = ()
-        self.next_edges = ()
-        self.needs_input_grad = ()
-        self.device = None
+    # Per-node state. Class-level defaults keep node creation cheap: ``apply`` sets only
+    # what differs, and only when the graph is recorded.
+    device = None
+    needs_input_grad: tuple = ()
+    next_edges: tuple = ()
+    n_outputs = 1
+    output_meta: tuple = ()
+    _saved: tuple = ()
+    _released = False
+    _materialize = True
+    _non_differentiable: tuple = ()
+    _tensor_hooks = None   # {output_nr: [hook, ...]} from Tensor.register_hook
+    _retained = None       # {output_nr: weakref to the tensor} from Tensor.retain_grad
+    _forward_trace = ""
 
     # -- the context API used inside forward/backward ---------------------------------------
     @staticmethod
@@ -98,14 +106,14 @@ class Function:
         raise NotImplementedError(
             f"{type(ctx).__name__} does not implement backward; it is not differentiable")
 
-    @property
-    def xp(self):
-        """The array module of this op's device (numpy or cupy)."""
-        return self.device.xp
+    #: the array module of this op's device (numpy or cupy), set by ``apply``.
+    xp = None
 
-    def save_for_backward(self, *tensors) -> None:
-        """Keep tensors for backward; an in-place change to any of them is caught there."""
-        self._saved = tuple(None if t is None else SavedTensor(t) for t in tensors)
+    def save_for_backward(self, *values) -> None:
+        """Keep what backward needs: tensors (an in-place change to any of them is caught at
+        backward), None, or plain Python values such as the scalar operand of ``x * 2``."""
+        # Kept raw here; apply() records tensor versions only if the graph is recorded.
+        self._saved = values
 
     @property
     def saved_tensors(self) -> tuple:
@@ -116,15 +124,17 @@ class Function:
                 "graph are freed when you call .backward() or autograd.grad(). Specify "
                 "retain_graph=True if you need to backward through the graph a second time or "
                 "if you need to access saved tensors after calling backward.")
-        return tuple(None if s is None else s.unpack(self) for s in self._saved)
+        return tuple(s.unpack(self) if type(s) is SavedTensor else s for s in self._saved)
 
     def mark_non_differentiable(self, *outputs) -> None:
+        """Outputs (returned by forward) that never require grad, e.g. indices."""
         self._non_differentiable = tuple(id(o) for o in outputs)
 
     def mark_dirty(self, *tensors) -> None:
         """Accepted for compatibility; in-place changes are tracked by version counters."""
 
     def set_materialize_grads(self, value: bool) -> None:
+        """Whether missing output gradients reach backward as zeros (default) or None."""
         self._materialize = bool(value)
 
     def release(self) -> None:
@@ -141,69 +151,135 @@ class Function:
     # -- building the graph ----------------------------------------------------------------
     @classmethod
     def apply(cls, *args, **kwargs):
+        """Run ``forward`` on ``args`` and, if any input requires grad, record the node."""
         T = _TENSOR
-        ctx = cls()
-        tensors = [a for a in args if isinstance(a, T)]
-        if tensors:
-            dev = tensors[0]._device
-            for t in tensors:
-                if t._device is not dev:
-                    args, dev = _unify_devices(cls, args, tensors)
-                    break
-        else:
-            from ..backend import CPU as dev
-        ctx.device = dev
-        grad_on = STATE.enabled
-        requires = grad_on and cls.differentiable and any(t.requires_grad for t in tensors)
-        if requires:
-            ctx.needs_input_grad = tuple(isinstance(a, T) and a.requires_grad for a in args)
-            if _anomaly["enabled"]:
-                ctx._forward_trace = "".join(traceback.format_stack()[:-1])
+        dev = None
+        record = False
+        for a in args:
+            if isinstance(a, T):
+                if dev is None:
+                    dev = a._device
+                elif a._device is not dev:
+                    args, dev = _unify_devices(cls, args)
+                if a.requires_grad:
+                    record = True
+        ctx = object.__new__(cls)
+        if dev is None:
+            dev = _cpu()
+        ctx.device, ctx.xp = dev, dev.xp
+        if not (record and STATE.enabled and cls.differentiable):
+            if STATE.enabled:
+                # User functions may call tensor ops in forward: they must not record.
+                STATE.enabled = False
+                try:
+                    raw = cls.forward(ctx, *args, **kwargs)
+                finally:
+                    STATE.enabled = True
+            else:
+                raw = cls.forward(ctx, *args, **kwargs)
+            return _wrap_constant(ctx, raw, args)
+        ctx.needs_input_grad = tuple([isinstance(a, T) and a.requires_grad for a in args])
+        if _anomaly["enabled"]:
+            ctx._forward_trace = "".join(traceback.format_stack()[:-1])
         STATE.enabled = False
         try:
             raw = cls.forward(ctx, *args, **kwargs)
         finally:
-            STATE.enabled = grad_on
+            STATE.enabled = True
         # NOTE: forward may set ctx.device (a device transfer creates its output elsewhere).
-        return _wrap_outputs(ctx, raw, args, ctx.device, requires)
+        return _wrap_outputs(ctx, raw, args)
 
 
-def _wrap_outputs(ctx, raw, args, dev, requires):
+def _cpu():
+    from ..backend import CPU
+    return CPU
+
+
+def _as_array(o, dev):
+    """An output of forward as an array of ``dev``: tensors unwrapped, and NumPy scalars
+    (which full reductions and 0-d ufuncs return) made 0-d arrays again."""
+    if isinstance(o, _TENSOR):
+        return o._data
+    xp = dev.xp
+    return o if type(o) is xp.ndarray else xp.asarray(o)
+
+
+def _wrap_constant(ctx, raw, args):
+    """Outputs of a forward that records nothing."""
+    T = _TENSOR
+    dev = ctx.device
+    if type(raw) is tuple:
+        return tuple(T._make(_as_array(o, dev), dev) for o in raw)
+    if ctx.is_view:
+        out = T._make(_as_array(raw, dev), dev, vc=args[0]._vc)
+        _record_view(ctx, out, args)
+        return out
+    return T._make(_as_array(raw, dev), dev)
+
+
+def _wrap_outputs(ctx, raw, args):
     """Turn forward's arrays (or tensors) into output tensors whose ``grad_fn`` is ``ctx``."""
     T = _TENSOR
-    multi = isinstance(raw, tuple)
-    outs = raw if multi else (raw,)
+    dev = ctx.device
     vc = args[0]._vc if ctx.is_view else None
-    results, out_index = [], {}
+    ctx.next_edges = tuple([(a.grad_fn or a, a._output_nr, a._data.shape)
+                            if isinstance(a, T) and a.requires_grad else None for a in args])
+    if type(raw) is dev.xp.ndarray:
+        # The common case: one array from a built-in op.
+        diff = raw.dtype.kind == "f"
+        out = T._make(raw, dev, diff, ctx if diff else None, 0, vc)
+        saved = ctx._saved
+        if saved:
+            ctx._saved = tuple([SavedTensor(t) if isinstance(t, T) else t for t in saved])
+        if ctx.saves_output:
+            ctx._saved += (SavedTensor(out, 0),)
+        if vc is not None:
+            _record_view(ctx, out, args)
+        return out
+    multi = type(raw) is tuple
+    outs = raw if multi else (raw,)
+    results = []
+    user_outputs = {}   # id of a tensor returned by a user forward -> output index
+    non_diff = ctx._non_differentiable
     for i, o in enumerate(outs):
         if isinstance(o, T):
-            out_index[id(o)] = i
-            arr = o._data
-        else:
-            arr = o
+            user_outputs[id(o)] = i
+        arr = _as_array(o, dev)
         # Only floating outputs carry gradients (indices, masks and counts do not).
-        diff = requires and arr.dtype.kind == "f" and id(o) not in ctx._non_differentiable
+        diff = arr.dtype.kind == "f" and not (non_diff and id(o) in non_diff)
         results.append(T._make(arr, dev, diff, ctx if diff else None, i, vc))
-    if requires:
-        ctx.next_edges = tuple(
-            (a.grad_fn or a, a._output_nr, a._data.shape)
-            if isinstance(a, T) and a.requires_grad else None for a in args)
+    # A user function may save its own outputs: keep them as arrays, not as a cycle.
+    ctx._saved = tuple([
+        (SavedTensor(results[user_outputs[id(t)]], user_outputs[id(t)])
+         if id(t) in user_outputs else SavedTensor(t)) if isinstance(t, T) else t
+        for t in ctx._saved])
+    if ctx.saves_output:
+        ctx._saved += (SavedTensor(results[0], 0),)
+    if vc is not None:
+        _record_view(ctx, results[0], args)
+    if multi:
         ctx.n_outputs = len(outs)
-        if multi:
-            ctx.output_meta = tuple((t._data.shape, t._data.dtype) for t in results)
-        if out_index:
-            # A user function saved its own output: keep it as an array, not a cycle.
-            ctx._saved = tuple(
-                SavedTensor(results[out_index[id(s.tensor)]], output_of=ctx)
-                if s is not None and id(s.tensor) in out_index else s for s in ctx._saved)
-        if ctx.saves_output:
-            ctx._saved += (SavedTensor(results[0], output_of=ctx),)
-    return tuple(results) if multi else results[0]
+        ctx.output_meta = tuple((t._data.shape, t._data.dtype) for t in results)
+        return tuple(results)
+    return results[0]
 
 
-def _unify_devices(cls, args, tensors):
+def _record_view(ctx, view, args):
+    """Remember how ``view`` was taken from its base (the first non-view tensor), so that an
+    in-place change of the view can be replayed onto the base in the graph (``ops.inplace``).
+    """
+    src = args[0]
+    step = ((type(ctx), args[1:]),)
+    if src._base is None:
+        view._base, view._view_chain = src, step
+    else:
+        view._base, view._view_chain = src._base, src._view_chain + step
+
+
+def _unify_devices(cls, args):
     """Allow zero-dim CPU tensors beside CUDA tensors (as torch does); refuse other mixes."""
     T = _TENSOR
+    tensors = [a for a in args if isinstance(a, T)]
     main = [t for t in tensors if not (t._device.type == "cpu" and t._data.ndim == 0)]
     devices = []
     for t in main or tensors:

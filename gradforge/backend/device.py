@@ -7,7 +7,7 @@ usable here. Everything above the backend gets its array module as ``device.xp``
 """
 from __future__ import annotations
 
-__all__ = ["device", "as_device", "CPU"]
+__all__ = ["CPU", "as_device", "device"]
 
 _KNOWN = ("cpu", "cuda")
 
@@ -15,7 +15,9 @@ _KNOWN = ("cpu", "cuda")
 class device:
     """A device descriptor: ``device("cpu")``, ``device("cuda")``, ``device("cuda", 1)``."""
 
-    __slots__ = ("type", "index", "_backend")
+    # ``xp`` is filled in on first use by __getattr__ (then read as a plain slot: ops read it
+    # on every call).
+    __slots__ = ("_backend", "index", "type", "xp")
 
     def __new__(cls, type, index: int | None = None):
         if isinstance(type, device):
@@ -60,10 +62,13 @@ class device:
             self._backend = b
         return b
 
-    @property
-    def xp(self):
-        """The array module of this device: numpy on ``cpu``, cupy on ``cuda``."""
-        return self.backend.xp
+    def __getattr__(self, name: str):
+        # Only reached for an unset slot: ``xp``, the array module of this device (numpy on
+        # ``cpu``, cupy on ``cuda``), resolved through the backend the first time.
+        if name != "xp":
+            raise AttributeError(f"'device' object has no attribute {name!r}")
+        self.xp = self.backend.xp
+        return self.xp
 
     def __eq__(self, other) -> bool:
         if isinstance(other, str):

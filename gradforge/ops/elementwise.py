@@ -65,24 +65,14 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        # A Python scalar operand is kept as is (save_for_backward takes tensors only).
-        ctx.save_for_backward(a if isinstance(a, Tensor) else None,
-                              b if isinstance(b, Tensor) else None)
-        ctx.scalars = (a, b)
+        ctx.save_for_backward(a, b)   # tensors, or a Python scalar operand as it is
         return ctx.xp.multiply(arr(a), arr(b))
 
     @staticmethod
     def backward(ctx, grad_output):
-        a, b = _operands(ctx)
+        a, b = ctx.saved_tensors
         needs = ctx.needs_input_grad
         return grad_output * b if needs[0] else None, grad_output * a if needs[1] else None
-
-
-def _operands(ctx):
-    """The two saved operands of a binary op: tensors, or the Python scalars they were."""
-    a, b = ctx.saved_tensors
-    sa, sb = ctx.scalars
-    return (sa if a is None else a), (sb if b is None else b)
 
 
 def mul(input, other) -> Tensor:
@@ -95,14 +85,12 @@ class Div(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a if isinstance(a, Tensor) else None,
-                              b if isinstance(b, Tensor) else None)
-        ctx.scalars = (a, b)
+        ctx.save_for_backward(a, b)
         return ctx.xp.true_divide(arr(a), arr(b))
 
     @staticmethod
     def backward(ctx, grad_output):
-        a, b = _operands(ctx)
+        a, b = ctx.saved_tensors
         grad_a = grad_output / b if ctx.needs_input_grad[0] else None
         grad_b = -grad_output * a / (b * b) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
@@ -137,27 +125,24 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a if isinstance(a, Tensor) else None,
-                              b if isinstance(b, Tensor) else None)
-        ctx.scalars = (a, b)
+        ctx.save_for_backward(a, b)
         return ctx.xp.power(arr(a), arr(b))
 
     @staticmethod
     def backward(ctx, grad_output):
         a, b, out = ctx.saved_tensors
-        sa, sb = ctx.scalars
         grad_a = grad_b = None
         if ctx.needs_input_grad[0]:
             # NOTE: torch defines d(a**0)/da = 0 even at a = 0 (no 0 * inf = nan).
-            if b is None and sb == 0:
-                grad_a = grad_output.new_zeros(grad_output.shape)
-            elif b is None:
-                grad_a = grad_output * sb * pow(a, sb - 1)
-            else:
+            if isinstance(b, Tensor):
                 grad_a = where(b == 0, 0.0, grad_output * b * pow(a, b - 1))
+            elif b == 0:
+                grad_a = grad_output.new_zeros(grad_output.shape)
+            else:
+                grad_a = grad_output * b * pow(a, b - 1)
         if ctx.needs_input_grad[1]:
-            if a is None:
-                a = grad_output.new_full((), sa)
+            if not isinstance(a, Tensor):
+                a = grad_output.new_full((), a)
             # d/db a**b = a**b * log(a); torch masks a == 0 (with b >= 0) to 0.
             grad_b = grad_output * where((a == 0) & (b >= 0), 0.0, out * log(a))
         return grad_a, grad_b
@@ -195,14 +180,12 @@ class Remainder(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a if isinstance(a, Tensor) else None,
-                              b if isinstance(b, Tensor) else None)
-        ctx.scalars = (a, b)
+        ctx.save_for_backward(a, b)
         return ctx.xp.remainder(arr(a), arr(b))
 
     @staticmethod
     def backward(ctx, grad_output):
-        a, b = _operands(ctx)
+        a, b = ctx.saved_tensors
         grad_b = -grad_output * floor_divide(a, b) if ctx.needs_input_grad[1] else None
         return grad_output, grad_b
 
