@@ -61,8 +61,8 @@ def test_tensor_round_trip_every_dtype(tmp_path, dtype):
 
 def test_awkward_tensors(tmp_path):
     obj = {"scalar": gradforge.tensor(3.5), "empty": gradforge.zeros(0, 4),
-           "view": gradforge.arange(12).reshape(3, 4).t(), "param": gradforge.ones(2, 2,
-                                                                                  requires_grad=True)}
+           "view": gradforge.arange(12).reshape(3, 4).t(),
+           "param": gradforge.ones(2, 2, requires_grad=True)}
     save(obj, tmp_path / "a.st")
     out = load(tmp_path / "a.st")
     _same({**obj, "view": obj["view"].contiguous()}, out)
@@ -106,7 +106,8 @@ def test_shared_tensor_saved_once_and_stays_shared(tmp_path):
 def test_file_is_safetensors_readable_by_the_safetensors_package(tmp_path):
     safetensors_numpy = pytest.importorskip("safetensors.numpy")
     sd = {"fc1.weight": gradforge.randn(5, 3), "fc1.bias": gradforge.randn(5).double(),
-          "mask": gradforge.tensor([True, False]), "idx": gradforge.arange(4, dtype=gradforge.int16)}
+          "mask": gradforge.tensor([True, False]),
+          "idx": gradforge.arange(4, dtype=gradforge.int16)}
     save(sd, tmp_path / "m.safetensors")
     theirs = safetensors_numpy.load_file(str(tmp_path / "m.safetensors"))
     assert set(theirs) == set(sd)
