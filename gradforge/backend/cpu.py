@@ -113,25 +113,23 @@ class CPUBackend:
         """
         h, w = x.shape[2:]
         oh, ow = pool_output_shape((h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil_mode)
-        # Offsets are counted in the smallest unsigned type holding the kh*kw window codes.
+        # Window offsets (i, j) are coded i*kw + j in the smallest unsigned type that fits.
         code = np.min_scalar_type(kh * kw - 1)
-        rows, j = _running_max(x, 3, ow, kw, sw, pw, dw, code)
         first_j = _first_offset(w, ow, kw, sw, pw, dw)
-        out, i, j = _running_max(rows, 2, oh, kh, sh, ph, dh, code, carry=(j, first_j))
-        if kh > 1:
-            i *= kw
-        i += j  # the window code i*kw + j of each winner
-        if np.isnan(out).any():
+        rows, j = _running_max(x, 3, ow, kw, sw, pw, dw, first_j.astype(code))
+        first = np.add.outer(_first_offset(h, oh, kh, sh, ph, dh) * kw, first_j).astype(code)
+        out, winner = _running_max(rows, 2, oh, kh, sh, ph, dh, first, inner=(j, kw))
+        if out.size and np.isnan(out.max()):  # max propagates NaN: one cheap reduction
             for (ki, kj), image, dst in _window_offsets(h, w, oh, ow, kh, kw, sh, sw, ph, pw,
                                                          dh, dw):
-                i[dst] = np.where(np.isnan(x[image]), ki * kw + kj, i[dst])
+                winner[dst] = np.where(np.isnan(x[image]), ki * kw + kj, winner[dst])
         offset = np.add.outer(np.arange(kh) * dh * w, np.arange(kw) * dw).ravel()
-        indices = np.take(offset, i)
+        indices = np.take(offset, winner)
         indices += np.add.outer((np.arange(oh) * sh - ph) * w, np.arange(ow) * sw - pw)
         empty = _empty_windows(h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw)
         if empty is not None:
-            first = np.add.outer(_first_inside(oh, sh, ph, dh) * w, _first_inside(ow, sw, pw, dw))
-            indices = np.where(empty, first, indices)
+            cell = np.add.outer(_first_inside(oh, sh, ph, dh) * w, _first_inside(ow, sw, pw, dw))
+            indices = np.where(empty, cell, indices)
         return out, indices
 
     def max_pool2d_backward(self, grad_out, indices, x_shape, kh: int, kw: int, sh: int,
@@ -146,8 +144,12 @@ class CPUBackend:
         if empty is not None:
             grad_out, indices = np.where(empty, 0, grad_out), np.where(empty, 0, indices)
         grad_x = np.zeros(x_shape, grad_out.dtype)
-        planes = np.arange(n * c).reshape(n, c, 1, 1) * (h * w)
-        np.add.at(grad_x.reshape(-1), (indices + planes).reshape(-1), grad_out.reshape(-1))
+        flat = (indices + np.arange(n * c).reshape(n, c, 1, 1) * (h * w)).reshape(-1)
+        if empty is None and sh >= dh * (kh - 1) + 1 and sw >= dw * (kw - 1) + 1:
+            # Disjoint windows: no pixel is the argmax of two windows, a plain store will do.
+            grad_x.reshape(-1)[flat] = grad_out.reshape(-1)
+        else:
+            np.add.at(grad_x.reshape(-1), flat, grad_out.reshape(-1))
         return grad_x
 
     def avg_pool2d_forward(self, x, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
@@ -207,44 +209,46 @@ def _window_offsets(h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw):
             yield (i, j), (Ellipsis, rows_in, cols_in), (Ellipsis, rows_out, cols_out)
 
 
-def _running_max(x, axis: int, out: int, k: int, s: int, p: int, d: int, code,
-                 carry=None):
-    """Window maxima along one axis and the offset of each window's first maximum.
+def _running_max(x, axis: int, out: int, k: int, s: int, p: int, d: int, first, inner=None):
+    """Window maxima along one axis of ``x`` and the code of each window's first maximum.
 
-    Offsets are ``code`` integers. Where no cell beats -inf the offset is the window's first
-    non-padding one, as in torch. ``carry = (values, initial)`` selects ``values`` (shaped
-    like ``x``) along with the winner, starting from ``initial``, and returns it third.
+    Offset ``i``'s code is ``i``, or with ``inner = (codes, scale)`` it is
+    ``i*scale + codes`` at the cell read (``codes`` shaped like ``x``). Where no cell beats
+    -inf the code is ``first`` (the window's first non-padding cell, as in torch).
     """
     lead = (slice(None),) * axis
-    trail = (1,) * (x.ndim - 1 - axis)
-    shape = x.shape[:axis] + (out,) + x.shape[axis + 1:]
     offsets = list(_axis_offsets(x.shape[axis], out, k, s, p, d))
-    arg = np.empty(shape, code)
-    arg[...] = _first_offset(x.shape[axis], out, k, s, p, d).reshape((out, *trail))
-    values = None if carry is None else carry[0]
+
+    def code_of(i, source):
+        return i if inner is None else inner[0][(*lead, source)] + i * inner[1]
+
+    arg = np.empty(x.shape[:axis] + (out,) + x.shape[axis + 1:], first.dtype)
+    owned = True
     if offsets and offsets[0][2] == slice(0, out):
-        _, source, _ = offsets[0]
-        # The first offset is inside every window, so it is every window's first cell:
-        # start from a copy of it instead of comparing against -inf.
-        best = x[(*lead, source)].copy()
-        picked = None if carry is None else values[(*lead, source)].copy()
-        offsets = offsets[1:]
+        # The first offset is inside every window, hence every window's first cell: it starts
+        # the running maximum as a view, copied only by the first update (one pass less).
+        i, source, _ = offsets.pop(0)
+        best, owned = x[(*lead, source)], False
+        arg[...] = code_of(i, source)
     else:
-        best = np.full(shape, -np.inf, x.dtype)
-        picked = None if carry is None else np.empty(shape, code)
-        if carry is not None:
-            picked[...] = carry[1]
+        best = np.full(arg.shape, -np.inf, x.dtype)
+        arg[...] = first
     for i, source, target in offsets:
-        value, best_i, arg_i = x[(*lead, source)], best[(*lead, target)], arg[(*lead, target)]
+        value = x[(*lead, source)]
+        if not owned and target != slice(0, out):
+            best, owned = best.copy(), True
+        if owned:
+            best_i = best[(*lead, target)]
+            wins = value > best_i
+            np.maximum(best_i, value, out=best_i)
+        else:
+            wins = value > best
+            best, owned = np.maximum(best, value), True
         # Unsigned arithmetic instead of a masked store (several times faster in NumPy):
-        # arg += wins * (i - arg) wraps around to exactly i where a strictly larger value wins.
-        wins = value > best_i
-        np.maximum(best_i, value, out=best_i)
-        arg_i += wins * (i - arg_i)
-        if carry is not None:
-            picked_i = picked[(*lead, target)]
-            picked_i += wins * (values[(*lead, source)] - picked_i)
-    return (best, arg) if carry is None else (best, arg, picked)
+        # arg += wins * (code - arg) wraps around to exactly code where a larger value wins.
+        arg_i = arg[(*lead, target)]
+        arg_i += wins * (code_of(i, source) - arg_i)
+    return (best if owned else best.copy()), arg
 
 
 def _first_inside(out: int, s: int, p: int, d: int):
