@@ -72,9 +72,10 @@ class CPUBackend:
                dw: int):
         """Columns of ``x`` as ``torch.nn.functional.unfold``: (N, C*kh*kw, OH*OW).
 
-        One padded copy of ``x`` (when padding) and one copy into the column layout; a 1x1
-        window with stride 1 and no padding returns a read-only view of ``x``. The buffer is
-        ``C*kh*kw*OH*OW`` elements per sample: callers bound it with ``shapes.column_chunks``.
+        One padded copy of ``x`` (when padding) and one copy into the column layout, or a
+        read-only view of ``x`` where none is needed (a 1x1 window with stride 1). The buffer
+        is ``C*kh*kw*OH*OW`` elements per sample: callers bound it with
+        ``shapes.column_chunks``.
         """
         n, c, h, w = x.shape
         oh, ow = conv_output_shape((h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw))
