@@ -2,6 +2,8 @@
 
 ``TENSOR_METHODS`` lists the ops bound as ``Tensor`` methods of the same name.
 """
+from .activation import (celu, elu, gelu, hardtanh, leaky_relu, relu6, selu, silu,
+                         softplus)
 from .conversion import clone, contiguous, is_contiguous, to
 from .creation import (arange, as_tensor, bernoulli, empty, empty_like, eye, from_dlpack,
                        from_numpy, full, full_like, linspace, multinomial, normal_, ones,
@@ -18,11 +20,14 @@ from .indexing import (gather, getitem, index_put, index_select, masked_fill, no
 from .inplace import (abs_, add_, addcdiv_, addcmul_, clamp_, clip_, copy_, div_, exp_, fill_,
                       lerp_, masked_fill_, mul_, neg_, pow_, relu_, sigmoid_, sqrt_, sub_,
                       tanh_, zero_)
+from .loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,
+                   huber_loss, kl_div, l1_loss, mse_loss, nll_loss, smooth_l1_loss)
 from .matmul import bmm, dot, einsum, matmul, mm, outer
 from .movement import (broadcast_to, cat, chunk, concat, concatenate, expand, expand_as,
                        flatten, narrow, permute, repeat, reshape, reshape_as, split, squeeze,
                        stack, swapaxes, t, transpose, unbind, unflatten, unsqueeze, view,
                        view_as)
+from .norm import batch_norm, group_norm, layer_norm
 from .printing import tensor_repr
 from .reduce import (all, amax, amin, any, argmax, argmin, count_nonzero, cumsum, log_softmax,
                      logsumexp, max, mean, min, norm, prod, softmax, std, std_mean, sum,
