@@ -15,6 +15,7 @@ from .ops import TENSOR_METHODS as _TENSOR_METHODS  # noqa: F401
 from .random import (Generator, get_rng_state, initial_seed, manual_seed, seed,
                      set_rng_state, default_generator)
 from . import cuda
+from . import nn
 from . import optim
 from . import utils
 from .serialization import load, save
