@@ -80,6 +80,11 @@ class set_grad_enabled(_GradModeContext):
         STATE.enabled = self._prev
         return False
 
+    def __call__(self, fn):
+        # Used as a decorator, the mode applies inside ``fn`` only: undo the switch made now.
+        STATE.enabled = self._prev
+        return super().__call__(fn)
+
 
 class inference_mode(_GradModeContext):
     """Like ``no_grad`` (gradforge has no separate inference tensors); ``mode=False`` enables grad."""
