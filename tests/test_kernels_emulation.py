@@ -17,7 +17,7 @@ from gradforge.backend.cpu import BACKEND as CPU
 from gradforge.backend.cuda import CUDABackend
 from gradforge.backend.shapes import conv_output_shape
 
-pytestmark = pytest.mark.skipif(compiler() is None, reason="no host C++ compiler (g++)")
+needs_cxx = pytest.mark.skipif(compiler() is None, reason="no host C++ compiler (g++)")
 
 DTYPES = [pytest.param(np.float32, id="float32"), pytest.param(np.float64, id="float64")]
 # (blocks, threads per block): 15 threads for up to a few hundred items, and 224 threads.
@@ -66,6 +66,7 @@ def run(module, name, geometry, inputs, outputs, *sizes):
 # ---- im2col.cu -------------------------------------------------------------------------------
 
 
+@needs_cxx
 @emulates("im2col_forward", "im2col_backward")
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -96,6 +97,7 @@ def pool_input(shape, dtype, values):
     return x
 
 
+@needs_cxx
 @emulates("max_pool2d_forward", "max_pool2d_backward")
 @pytest.mark.parametrize("values", ["distinct", "ties", "nan-inf"])
 @pytest.mark.parametrize("geometry", GEOMETRIES)
@@ -118,6 +120,7 @@ def test_max_pool_kernels_match_numpy(case, dtype, geometry, values):
                                **tolerance(dtype))
 
 
+@needs_cxx
 @emulates("avg_pool2d_forward", "avg_pool2d_backward")
 @pytest.mark.parametrize("divisor_override", [None, 3])
 @pytest.mark.parametrize("count_include_pad", [True, False])
@@ -163,6 +166,7 @@ class _EmulatedCupy:
         return getattr(np, name)
 
 
+@needs_cxx
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cuda_backend_methods_match_the_numpy_twins(dtype):
     gpu, tol = CUDABackend(_EmulatedCupy(), 0), tolerance(dtype)
@@ -194,12 +198,14 @@ def test_cuda_backend_methods_match_the_numpy_twins(dtype):
 # ---- the harness itself ----------------------------------------------------------------------
 
 
+@needs_cxx
 @pytest.mark.parametrize("filename", sorted(discover()))
 @pytest.mark.parametrize("scalar_t", ["float", "double"])
 def test_kernels_compile_cleanly_on_the_host(filename, scalar_t):
     assert load(filename, scalar_t).warnings == ""
 
 
+@needs_cxx
 def test_harness_checks_arguments_as_cupy_does_not():
     kernel = load("im2col.cu", np.float32).get_function("im2col_forward")
     x, cols = np.zeros((1, 1, 2, 2), np.float32), np.zeros((1, 1, 4), np.float32)
@@ -225,6 +231,7 @@ def test_harness_checks_arguments_as_cupy_does_not():
         kernel(1, 4, (x, cols, *sizes), shared_mem=16)
 
 
+@needs_cxx
 def test_harness_runs_every_block_and_thread_of_a_3d_grid():
     module = EmulatedModule(
         'extern "C" __global__ void record(long long* out) {\n'
@@ -239,6 +246,7 @@ def test_harness_runs_every_block_and_thread_of_a_3d_grid():
     np.testing.assert_array_equal(out, block * 100 + thread)
 
 
+@needs_cxx
 def test_harness_refuses_what_it_cannot_emulate():
     with pytest.raises(ValueError, match='extern "C"'):
         parse_kernels("__global__ void f(float* a) {}")

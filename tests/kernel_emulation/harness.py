@@ -76,7 +76,8 @@ class Param:
 
 def compiler() -> str | None:
     """The host C++ compiler (``$CXX``, else g++ or c++), or None when there is none."""
-    return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    cxx = os.environ.get("CXX")
+    return shutil.which(cxx) if cxx else shutil.which("g++") or shutil.which("c++")
 
 
 def _parse_param(text: str, defines: dict[str, str], kernel: str) -> Param:
