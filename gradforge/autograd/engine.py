@@ -235,7 +235,7 @@ def _check_grad(node, k, g, shape) -> None:
 def _backward_multi(node, grads):
     """Backward of a node with several outputs; missing gradients become zeros (torch's
     materialize_grads) unless the node opted out."""
-    if node._materialize and None in grads:
+    if node._materialize and any(g is None for g in grads):
         T = _function._TENSOR
         xp = node.device.xp
         grads = [g if g is not None else T._make(xp.zeros(shape, dtype), node.device)

@@ -24,18 +24,19 @@ def _flat_outputs(func, inputs):
 
 def _numerical(func, inputs, k, eps):
     """Columns d out / d inputs[k][j], one per input element, as flat host arrays."""
-    x = inputs[k]
-    flat = x._data.reshape(-1)  # a view: perturbing it perturbs x in place
+    import numpy as np
+    data = inputs[k]._data  # perturbed in place, element by element (any memory layout)
     cols = []
-    for j in range(flat.size):
-        orig = flat[j].item()
-        flat[j] = orig + eps
+    for j in range(data.size):
+        at = np.unravel_index(j, data.shape)
+        orig = data[at].item()
+        data[at] = orig + eps
         plus = [o._device.backend.to_host(o._data).astype("float64").ravel()
                 for o in _flat_outputs(func, inputs)]
-        flat[j] = orig - eps
+        data[at] = orig - eps
         minus = [o._device.backend.to_host(o._data).astype("float64").ravel()
                  for o in _flat_outputs(func, inputs)]
-        flat[j] = orig
+        data[at] = orig
         cols.append([(p - m) / (2 * eps) for p, m in zip(plus, minus)])
     return cols
 
