@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from .cuda_random import PhiloxGenerator, from_state_bytes
 from .device import device
 from .kernels import kernel_source
 from .shapes import conv_output_shape, pool2d_grad_output_shape, pool_output_shape
@@ -17,21 +18,30 @@ from .shapes import conv_output_shape, pool2d_grad_output_shape, pool_output_sha
 _INSTALL_HINT = ('install the GPU extra that matches your CUDA toolkit: '
                  'pip install "gradforge[cuda12]" or pip install "gradforge[cuda13]"')
 
+_SIMULATOR_HINT = ("GRADFORGE_SIMULATE_CUDA=1 asks for the test-only CUDA simulator, which "
+                   "lives in gradforge's tests/ folder (run the test suite, which puts it on "
+                   "sys.path), or unset the variable")
+
 _cupy = None
 _status: tuple[bool, str] | None = None
 _backends: dict = {}
-_current = 0
+_tracker = None
 
 
-def _import_cupy():
-    """Import cupy, or the test-only simulator when GRADFORGE_SIMULATE_CUDA=1.
+def _simulated() -> bool:
+    return os.environ.get("GRADFORGE_SIMULATE_CUDA") == "1"
 
-    NOTE: the simulator is a module under tests/ that the test suite puts on sys.path; user
-    code never sets the variable, so an installed gradforge never imports test code.
+
+def _import_cupy(name: str = "cupy"):
+    """Import ``cupy`` or a companion (``cupyx.scipy.special``), or the simulator's twin of it.
+
+    NOTE: with GRADFORGE_SIMULATE_CUDA=1 the module comes from ``simcuda``, a package under
+    tests/ that the test suite puts on sys.path; user code never sets the variable, so an
+    installed gradforge never imports test code.
     """
-    if os.environ.get("GRADFORGE_SIMULATE_CUDA") == "1":
-        return importlib.import_module("simcuda")
-    return importlib.import_module("cupy")
+    if _simulated():
+        return importlib.import_module("simcuda" if name == "cupy" else f"simcuda.{name}")
+    return importlib.import_module(name)
 
 
 def status() -> tuple[bool, str]:
@@ -42,13 +52,14 @@ def status() -> tuple[bool, str]:
     try:
         cp = _import_cupy()
     except ImportError as e:
-        _status = (False, f"CuPy is not installed ({e}); {_INSTALL_HINT}")
+        hint = _SIMULATOR_HINT if _simulated() else f"CuPy is not installed; {_INSTALL_HINT}"
+        _status = (False, f"{hint} ({e})")
         return _status
     try:
         count = cp.cuda.runtime.getDeviceCount()
-    except Exception as e:  # CUDARuntimeError: no driver, driver too old, ...
-        _status = (False, f"CuPy is installed but the NVIDIA driver is not usable ({e}); "
-                          "install or update the NVIDIA driver")
+    except Exception as e:  # noqa: BLE001  CUDARuntimeError: no driver, driver too old, ...
+        _status = (False, (f"CuPy is installed but the NVIDIA driver is not usable ({e}); "
+                           "install or update the NVIDIA driver"))
         return _status
     if count == 0:
         _status = (False, "CuPy and the driver are present but no CUDA device was found")
@@ -75,31 +86,64 @@ def device_count() -> int:
 
 
 def current_device() -> int:
-    require()
-    return _current
+    """The calling thread's current device (CUDA keeps one per host thread)."""
+    return require().cuda.runtime.getDevice()
 
 
 def set_device(index: int) -> None:
-    global _current
     cp = require()
     index = int(index)
     if not 0 <= index < device_count():
         raise RuntimeError(f"CUDA device {index} does not exist: {device_count()} device(s) present")
     cp.cuda.Device(index).use()
-    _current = index
 
 
 def get_backend(index: int | None):
     """The backend for ``cuda:index`` (created once per device)."""
+    global _tracker
     cp = require()
-    index = _current if index is None else index
+    index = current_device() if index is None else index
     if index >= device_count():
         raise RuntimeError(
             f"CUDA error: invalid device ordinal cuda:{index} ({device_count()} device(s) present)")
     b = _backends.get(index)
     if b is None:
+        if _tracker is None:
+            _tracker = _PeakTracker(cp)
         b = _backends[index] = CUDABackend(cp, index)
     return b
+
+
+def is_pinned(array) -> bool:
+    """True when ``array`` is a NumPy array in page-locked (pinned) host memory."""
+    if not isinstance(array, np.ndarray) or array.size == 0 or not is_available():
+        return False
+    attributes = _cupy.cuda.runtime.pointerGetAttributes(array.ctypes.data)
+    # cudaMemoryTypeHost (1): page-locked memory registered with the driver. (CuPy releases
+    # before 13 reported no ``type``; they cannot tell, so nothing counts as pinned there.)
+    return getattr(attributes, "type", -1) == 1
+
+
+class _PeakTracker:
+    """The peak of each device's allocated bytes, sampled at every allocation.
+
+    CuPy's memory pool reports only the current ``used_bytes``; torch's
+    ``max_memory_allocated`` needs the peak, so the allocator is wrapped once (keeping
+    whatever allocator was installed) and samples the pool after each allocation.
+    """
+
+    def __init__(self, cp):
+        self._pool = cp.get_default_memory_pool()
+        self._inner = cp.cuda.get_allocator()
+        self.peak: dict[int, int] = {}
+        cp.cuda.set_allocator(self.malloc)
+
+    def malloc(self, size: int):
+        memory = self._inner(size)
+        used = self._pool.used_bytes()
+        if used > self.peak.get(memory.device_id, 0):
+            self.peak[memory.device_id] = used
+        return memory
 
 
 class CUDABackend:
@@ -112,6 +156,8 @@ class CUDABackend:
         self.index = index
         self.device = device("cuda", index)
         self._modules: dict = {}
+        self._special = None  # cupyx.scipy.special and cupyx, imported on first use
+        self._cupyx = None
 
     def asarray(self, data, dtype=None):
         with self.xp.cuda.Device(self.index):
@@ -124,17 +170,27 @@ class CUDABackend:
         with self.xp.cuda.Device(self.index):
             self.xp.cuda.runtime.deviceSynchronize()
 
-    def new_generator(self, seed: int):
-        # Random numbers on the GPU are drawn on the GPU.
-        with self.xp.cuda.Device(self.index):
-            return self.xp.random.default_rng(seed)
+    def new_generator(self, seed: int) -> PhiloxGenerator:
+        """A generator drawing on this GPU (cuRAND Philox; see backend/cuda_random.py)."""
+        return PhiloxGenerator(self.xp, self.index, seed)
+
+    def rng_state_bytes(self, rng: PhiloxGenerator, seed: int) -> bytes:
+        """The generator's 16-byte state: its seed and how many draws it has made."""
+        return rng.state_bytes()
+
+    def rng_from_state_bytes(self, data: bytes) -> tuple[int, PhiloxGenerator]:
+        return from_state_bytes(self.xp, self.index, data)
 
     def add_at(self, target, index, values) -> None:
         # cupy.add.at is unbuffered like numpy's: repeated indices accumulate.
-        self.xp.add.at(target, index, values)
+        with self.xp.cuda.Device(self.index):
+            self.xp.add.at(target, index, values)
 
     def erf(self, x):
-        return importlib.import_module("cupyx.scipy.special").erf(x)
+        if self._special is None:
+            self._special = _import_cupy("cupyx.scipy.special")
+        with self.xp.cuda.Device(self.index):
+            return self._special.erf(x)
 
     # -- kernels -------------------------------------------------------------------------
     def kernel(self, filename: str, name: str, dtype):
@@ -253,9 +309,43 @@ class CUDABackend:
                         int(divisor_override or 0))
         return grad_x
 
-    # -- memory ---------------------------------------------------------------------------
-    def memory_pool(self):
-        return self.xp.get_default_memory_pool()
+    # -- memory and properties ------------------------------------------------------------
+    def pin_host(self, array: np.ndarray) -> np.ndarray:
+        """A copy of host ``array`` in page-locked memory, from which uploads run asynchronously.
+
+        ``DataLoader(pin_memory=True)`` puts its batches there (``utils/data/_collate.py``).
+        """
+        if self._cupyx is None:
+            self._cupyx = _import_cupy("cupyx")
+        out = self._cupyx.empty_pinned(array.shape, array.dtype)
+        out[...] = array
+        return out
+
+    def memory_allocated(self) -> int:
+        """Bytes held by live arrays on this GPU (CuPy's memory pool, ``used_bytes``)."""
+        with self.xp.cuda.Device(self.index):
+            return int(self.xp.get_default_memory_pool().used_bytes())
+
+    def memory_reserved(self) -> int:
+        """Bytes the pool holds on this GPU, live or cached for reuse (``total_bytes``)."""
+        with self.xp.cuda.Device(self.index):
+            return int(self.xp.get_default_memory_pool().total_bytes())
+
+    def max_memory_allocated(self) -> int:
+        """The peak of ``memory_allocated`` since the first CUDA use or the last reset."""
+        return max(_tracker.peak.get(self.index, 0), self.memory_allocated())
+
+    def reset_peak_memory_stats(self) -> None:
+        _tracker.peak[self.index] = self.memory_allocated()
+
+    def empty_cache(self) -> None:
+        """Return the pool's cached, unused blocks on this GPU to the driver."""
+        with self.xp.cuda.Device(self.index):
+            self.xp.get_default_memory_pool().free_all_blocks()
+
+    def device_name(self) -> str:
+        name = self.xp.cuda.runtime.getDeviceProperties(self.index)["name"]
+        return name.decode() if isinstance(name, bytes) else str(name)
 
 
 _C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
