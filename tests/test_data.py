@@ -412,3 +412,13 @@ def test_epoch_len_consistent_with_math():
     for n in range(1, 12):
         for bs in range(1, 5):
             assert len(DataLoader(Squares(n), batch_size=bs)) == math.ceil(n / bs)
+
+
+@pytest.mark.cuda
+def test_pin_memory_pins_batches_when_a_gpu_is_present():
+    from gradforge.backend import cuda as cuda_backend
+    x, y = next(iter(DataLoader(_tensor_dataset(4), batch_size=2, pin_memory=True)))
+    assert cuda_backend.is_pinned(x._data) and cuda_backend.is_pinned(y._data)
+    assert x.device == gradforge.device("cpu") and x.tolist() == [[0.0, 1.0], [2.0, 3.0]]
+    plain, _ = next(iter(DataLoader(_tensor_dataset(4), batch_size=2)))
+    assert not cuda_backend.is_pinned(plain._data)
