@@ -18,6 +18,7 @@ from . import cuda
 from . import nn
 from . import optim
 from . import utils
+from . import datasets
 from .serialization import load, save
 
 half, float, double, long, int, short = float16, float32, float64, int64, int32, int16
