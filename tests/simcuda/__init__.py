@@ -98,7 +98,11 @@ def from_dlpack(obj) -> ndarray:
     if int(kind) != 2:
         raise TypeError(f"simcuda.from_dlpack: expected device memory (kDLCUDA), got device "
                         f"type {int(kind)}; use simcuda.asarray for host data")
-    host = _np.from_dlpack(_HostCapsule(obj.__dlpack__()))
+    try:  # a versioned capsule carries the read-only flag (NumPy marks legacy ones read-only)
+        capsule = obj.__dlpack__(max_version=(1, 0))
+    except TypeError:
+        capsule = obj.__dlpack__()
+    host = _np.from_dlpack(_HostCapsule(capsule))
     out = object.__new__(ndarray)
     out._a = host
     out._dev = _device.adopt(host, device=int(index))

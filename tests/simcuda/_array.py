@@ -178,7 +178,9 @@ class ndarray:
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
         # The capsule describes the host memory behind the simulation; only
         # simcuda.from_dlpack reads it (it pairs it with this array's device).
-        return self._a.__dlpack__()
+        if max_version is None:
+            return self._a.__dlpack__()
+        return self._a.__dlpack__(max_version=max_version)
 
     # -- NumPy protocols: dispatch to the simulated device, refusing host operands ----------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
@@ -263,7 +265,7 @@ class _Method:
             check_device(self.owner._dev)
         args = unwrap(args)
         kwargs = {k: unwrap(v) for k, v in kwargs.items()}
-        with on_device(self.owner._dev):
+        with on_device(self.owner._dev), np.errstate(all="ignore"):
             result = self.fn(*args, **kwargs)
         if self.name in ("item", "tolist"):
             return result

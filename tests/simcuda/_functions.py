@@ -70,7 +70,9 @@ def ufunc_call(uf: np.ufunc, method: str, inputs, kwargs):
         kwargs = dict(kwargs, out=tuple(_operand(o, name) for o in out))
     if "where" in kwargs:
         kwargs["where"] = _operand(kwargs["where"], name)
-    result = getattr(uf, method)(*args, **kwargs) if method != "__call__" else uf(*args, **kwargs)
+    with np.errstate(all="ignore"):  # GPUs do not warn about division by zero or overflow
+        result = (getattr(uf, method)(*args, **kwargs) if method != "__call__"
+                  else uf(*args, **kwargs))
     if out is not None:
         return out[0] if len(out) == 1 else out
     return wrap(result)
@@ -84,7 +86,8 @@ def function_call(fn, args, kwargs, name: str | None = None):
     kwargs = {k: unwrap(v, check=check) for k, v in kwargs.items()}
     if name in ("sort", "argsort") and kwargs.get("kind") not in (None, "stable"):
         raise ValueError(f"kind={kwargs['kind']!r} is not supported: CuPy sorts stably only")
-    result = fn(*args, **kwargs)
+    with np.errstate(all="ignore"):
+        result = fn(*args, **kwargs)
     if name in _METADATA:
         return result
     if name in _SCALAR_RESULTS and isinstance(result, (bool, int, np.generic)):
