@@ -101,15 +101,18 @@ def _onehot(xp, shape, index, cdim):
     return xp.arange(shape[cdim]).reshape((-1,) + (1,) * (len(shape) - cdim - 1)) == index
 
 
-def _finish(loss, w_t, reduction):
-    """Reduce per-target losses; the mean divides by the summed target weights (torch)."""
+def _finish(xp, loss, w_t, reduction):
+    """Reduce per-target losses and return the gradient scale of each: the mean divides by
+    the summed target weights (torch); with nothing to average it is nan, with zero gradient."""
     if reduction == "none":
         return loss, 1.0
     total = loss.sum()
     if reduction == "sum":
         return total, 1.0
     denom = w_t.sum()
-    return total / denom, 1 / denom
+    nonzero = denom != 0
+    safe = xp.where(nonzero, denom, 1)
+    return xp.where(nonzero, total / safe, xp.nan), xp.where(nonzero, 1 / safe, 0)
 
 
 class CrossEntropy(Function):
@@ -135,7 +138,7 @@ class CrossEntropy(Function):
         if label_smoothing > 0:
             weighted = logp if w_c is None else logp * w_c
             loss = loss - weighted.sum(axis=cdim) * (valid * smooth)
-        out, scale = _finish(loss, w_t, reduction)
+        out, scale = _finish(xp, loss, w_t, reduction)
         ctx.save_for_backward(a)
         ctx.cdim, ctx.reduction = cdim, reduction
         if any(ctx.needs_input_grad):
@@ -171,7 +174,7 @@ class NllLoss(Function):
         cdim = _class_dim(x)
         index, _, w_t = _class_targets(xp, x, target, weight, ignore_index, cdim)
         loss = xp.take_along_axis(x, index, cdim).squeeze(cdim) * -w_t
-        out, scale = _finish(loss, w_t, reduction)
+        out, scale = _finish(xp, loss, w_t, reduction)
         ctx.cdim, ctx.reduction = cdim, reduction
         if any(ctx.needs_input_grad):
             ctx.unit = _onehot(xp, x.shape, index, cdim) * (xp.expand_dims(w_t, cdim) * -scale)
