@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from ..backend import as_device
-from ..backend.dtypes import (bool_, from_numpy_dtype, get_default_dtype, int64, to_dtype)
+from ..backend.dtypes import bool_, from_numpy_dtype, get_default_dtype, int64, to_dtype
 from ..random import generator_for
 from ..tensor import Tensor
 from ._util import size_args
@@ -63,9 +63,11 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     dt = to_dtype(dtype) if dtype is not None else _infer_dtype(data)
     dev = as_device(device if device is not None else
                     (data._device if isinstance(data, Tensor) else None))
-    host = _host(data)
-    if host.dtype == object:
-        raise ValueError("tensor(): data has inconsistent (ragged) nested lengths")
+    try:
+        host = _host(data)
+    except ValueError as e:
+        raise ValueError(f"tensor(): the nested sequences have different lengths (ragged "
+                         f"data): {e}") from None
     return _finish(dev.backend.asarray(np.array(host, dtype=dt.np, copy=True)), dev,
                    requires_grad)
 
