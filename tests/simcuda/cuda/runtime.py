@@ -28,6 +28,14 @@ def deviceSynchronize() -> None:
     """Nothing to wait for: the simulation runs every kernel synchronously."""
 
 
+def driverGetVersion() -> int:
+    """The CUDA version the simulation stands in for (13.0, as 1000 * major + 10 * minor)."""
+    return 13000
+
+
+runtimeGetVersion = driverGetVersion
+
+
 def getDeviceProperties(device: int) -> dict:
     """The properties CuPy reports (as a dict, the name as bytes) for a simulated device."""
     _device.check_index(int(device))
