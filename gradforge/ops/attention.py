@@ -15,7 +15,7 @@ from ._util import norm_dim
 from .creation import arange, rand
 from .elementwise import where
 from .matmul import matmul
-from .movement import expand, reshape, transpose, unsqueeze
+from .movement import expand, permute, reshape, stack, transpose, unsqueeze
 from .reduce import sum
 
 
@@ -47,6 +47,67 @@ class SafeSoftmax(Function):
 def safe_softmax(input: Tensor, dim: int = -1) -> Tensor:
     """Softmax along ``dim`` that returns 0 (not NaN) for rows that are entirely -inf."""
     return SafeSoftmax.apply(input, norm_dim(dim, input.ndim))
+
+
+class SplitHeads(Function):
+    """(seq, N, parts*E) -> parts x (N, heads, seq, E/heads), contiguous. d: merge back.
+
+    ``batch_first`` reads (N, seq, parts*E). The copy makes the per-head GEMMs that follow
+    plain BLAS calls: NumPy's batched matmul on permuted views is several times slower.
+    """
+
+    @staticmethod
+    def forward(ctx, x, heads, parts, batch_first):
+        ctx.heads, ctx.batch_first = heads, batch_first
+        a = x._data
+        seq_dim = 1 if batch_first else 0
+        seq, n = a.shape[seq_dim], a.shape[1 - seq_dim]
+        a = a.reshape(a.shape[:2] + (parts, heads, a.shape[-1] // (parts * heads)))
+        order = (2, 0, 3, 1, 4) if batch_first else (2, 1, 3, 0, 4)
+        split = ctx.xp.ascontiguousarray(a.transpose(order))
+        ctx.shape = (n, seq) if batch_first else (seq, n)
+        return tuple(split[k] for k in range(parts))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        g = stack(grads)  # (parts, N, heads, seq, d)
+        order = (1, 3, 0, 2, 4) if ctx.batch_first else (3, 1, 0, 2, 4)
+        return reshape(permute(g, order), ctx.shape + (-1,)), None, None, None
+
+
+class MergeHeads(Function):
+    """(N, heads, seq, d) -> (seq, N, heads*d) (or (N, seq, ...)), contiguous. d: split."""
+
+    @staticmethod
+    def forward(ctx, a, batch_first):
+        heads, d = a._data.shape[1], a._data.shape[3]
+        ctx.heads, ctx.batch_first = heads, batch_first
+        order = (0, 2, 1, 3) if batch_first else (2, 0, 1, 3)
+        out = ctx.xp.ascontiguousarray(a._data.transpose(order))
+        return out.reshape(out.shape[:2] + (heads * d,))
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return SplitHeads.apply(grad_output, ctx.heads, 1, ctx.batch_first)[0], None
+
+
+def split_heads(x: Tensor, num_heads: int, parts: int = 1,
+                batch_first: bool = False) -> tuple[Tensor, ...]:
+    """Split packed projections (L, N, parts*E) into ``parts`` tensors (N, heads, L, E/heads).
+
+    With ``batch_first`` the input is (N, L, parts*E). Each result is contiguous.
+    """
+    if x.ndim != 3 or x.shape[-1] % (parts * num_heads):
+        raise RuntimeError(f"split_heads: expected (L, N, {parts}*E) with E divisible by "
+                           f"{num_heads} heads, got shape {tuple(x.shape)}")
+    return SplitHeads.apply(x, num_heads, parts, batch_first)
+
+
+def merge_heads(x: Tensor, batch_first: bool = False) -> Tensor:
+    """(N, heads, L, d) -> (L, N, heads*d), or (N, L, heads*d) with ``batch_first``."""
+    if x.ndim != 4:
+        raise RuntimeError(f"merge_heads: expected (N, heads, L, d), got shape {tuple(x.shape)}")
+    return MergeHeads.apply(x, batch_first)
 
 
 def _check_qkv(query: Tensor, key: Tensor, value: Tensor) -> None:
