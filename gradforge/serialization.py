@@ -308,17 +308,25 @@ class _Decoder:
             if tag == "float" and value in ("nan", "inf", "-inf"):
                 return float(value)
             if tag == "dtype" and isinstance(value, str):
-                return to_dtype(value)
+                return self._named(to_dtype, value, "dtype")
             if tag == "device" and isinstance(value, str):
-                return Device(value)
+                return self._named(Device, value, "device")
         self.fail(f"unknown entry {json.dumps(node)[:80]} in the saved structure")
+
+    def _named(self, make, name: str, what: str):
+        try:
+            return make(name)
+        except (TypeError, ValueError) as e:
+            self.fail(f"bad {what} {name!r} in the saved structure ({e})")
 
     def _pair(self, pair):
         if not (isinstance(pair, list) and len(pair) == 2):
             self.fail(f"malformed dict item {json.dumps(pair)[:80]} in the saved structure")
         key = self.decode(pair[0])
-        if isinstance(key, list):
-            self.fail("a dict key in the saved structure is a list")
+        try:
+            hash(key)
+        except TypeError:
+            self.fail(f"a dict key in the saved structure is a {type(key).__name__}")
         return key, self.decode(pair[1])
 
     def _array(self, node: dict, tag: str):
@@ -335,7 +343,8 @@ class _Decoder:
             if code in _NUMPY_ONLY:
                 self.fail(f"tensor {key!r} has dtype {code}, which gradforge tensors do not "
                           "support")
-            out = self.place(Tensor._make(a, CPU), str(node.get("device", "cpu")))
+            location = str(self._named(Device, str(node.get("device", "cpu")), "device"))
+            out = self.place(Tensor._make(a, CPU), location)
             if node.get("requires_grad") and out.is_floating_point():
                 out.requires_grad = True
         self.used[key] = out

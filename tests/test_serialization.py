@@ -259,6 +259,13 @@ def test_not_a_safetensors_file(tmp_path):
     (lambda h, d: h["__metadata__"].update({"gradforge.structure": '{"$":"list","v":[]}'}),
      "not referenced"),
     (lambda h, d: h.update(__metadata__={"x": 1}), "strings to strings"),
+    (lambda h, d: h["__metadata__"].update({"gradforge.structure": (
+        '{"$":"dict","v":[[{"$":"dict","v":[]},1]]}')}), "dict key .* is a dict"),
+    (lambda h, d: h["__metadata__"].update({"gradforge.structure": '{"$":"dtype","v":"int3"}'}),
+     "bad dtype 'int3'"),
+    (lambda h, d: h["__metadata__"].update({"gradforge.structure": (
+        '{"$":"list","v":[{"$":"tensor","key":"a","device":"tpu"},'
+        '{"$":"tensor","key":"b"}]}')}), "bad device 'tpu'"),
 ])
 def test_bad_header_fields(good, tmp_path, edit, message):
     bad = _edit(good, tmp_path, edit)
