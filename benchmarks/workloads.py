@@ -200,4 +200,5 @@ def all_workloads() -> list[Workload]:
     for kind in ("max", "avg"):
         rows.append(Workload(f"{kind}pool", f"{kind}_pool2d 2x2 fwd+bwd, 32x64x32x32",
                              _pool(kind), reps=9, needs=(f"nn.functional.{kind}_pool2d",)))
-    return rows
+    from workloads_seq import seq_workloads  # here: it imports Workload from this module
+    return rows + seq_workloads()
