@@ -13,6 +13,7 @@ from ..autograd.grad_mode import no_grad
 from ..backend.dtypes import int32, int64
 from ..ops import activation as _act
 from ..ops.activation import gelu, softplus
+from ..ops.attention import scaled_dot_product_attention
 from ..ops.creation import arange, rand
 from ..ops.elementwise import abs as _abs, relu as _relu, sigmoid, tanh, where
 from ..ops.inplace import relu_
@@ -34,6 +35,8 @@ __all__ = [
     # losses
     "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss", "kl_div",
+    # attention
+    "scaled_dot_product_attention",
 ]
 
 
