@@ -147,13 +147,13 @@ def grad_inputs_of(specs, seed=0, device="cpu", grad_inputs=None):
 
 
 def check_grad(fn, specs, *, seed=0, second_order=True, device="cpu", grad_inputs=None,
-               atol=1e-5, rtol=1e-3):
+               atol=1e-5, rtol=1e-3, eps=1e-6):
     """Finite-difference check (float64) of ``fn(gradforge, *inputs)``, first and second order."""
     inputs = grad_inputs_of(specs, seed, device, grad_inputs)
 
     def f(*xs):
         return fn(gradforge, *xs)
 
-    assert gradforge.autograd.gradcheck(f, inputs, atol=atol, rtol=rtol)
+    assert gradforge.autograd.gradcheck(f, inputs, eps=eps, atol=atol, rtol=rtol)
     if second_order:
-        assert gradforge.autograd.gradgradcheck(f, inputs, atol=atol, rtol=rtol)
+        assert gradforge.autograd.gradgradcheck(f, inputs, eps=eps, atol=atol, rtol=rtol)

@@ -244,3 +244,10 @@ def test_no_grad_inplace_update_like_an_optimizer():
         w -= 0.1 * w.grad
     assert w.is_leaf and w.requires_grad
     np.testing.assert_allclose(w.detach().numpy(), [0.8, 1.6])
+
+
+GRAD_CASES = {
+    "ViewWrite": [(inplace_on_a_view, [(2, 3), (2, 2)]),
+                  (augmented_index_assignment, [(2, 3), (3,)]),
+                  (inplace_on_reshaped_view, [(2, 3), (3,)])],
+}

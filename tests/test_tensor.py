@@ -4,6 +4,7 @@ import importlib
 
 import numpy as np
 import pytest
+from gradcases import case
 
 import gradforge
 from gradforge.backend import cuda as cuda_backend
@@ -238,3 +239,11 @@ def test_cuda_request_without_cupy_says_why(monkeypatch):
                                                r"pip install \"gradforge\[cuda1[23]\]\""):
             request()
     monkeypatch.setattr(cuda_backend, "_status", None)
+
+
+GRAD_CASES = {
+    # float32 in the middle: a larger step keeps the finite differences above its rounding.
+    "Cast": [case(lambda lib, a: a.float().double() * a, [(2, 3)], eps=1e-3, atol=1e-3)],
+    "Clone": [(lambda lib, a: a.clone() * a.t().contiguous().t(), [(2, 3)])],
+    "ToDevice": [case(lambda lib, a: (a.to("cuda") * 2).exp().cpu(), [(2, 3)], needs_cuda=True)],
+}

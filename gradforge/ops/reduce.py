@@ -6,7 +6,8 @@ import collections
 import math
 
 from ..autograd.function import Function
-from ..backend.dtypes import get_default_dtype, int64
+from ..autograd.grad_mode import is_grad_enabled
+from ..backend.dtypes import bool_, get_default_dtype, int64
 from ..tensor import Tensor
 from ._util import nondiff, norm_dim, norm_dims, promote, size_args
 from .elementwise import abs as _abs
@@ -213,16 +214,34 @@ class Prod(Function):
     @staticmethod
     def backward(ctx, grad_output):
         a, out = ctx.saved_tensors
-        dims = (ctx.dim,)
-        out = _restore(out, a._data.shape, dims, ctx.keepdim)
-        g = _restore(grad_output, a._data.shape, dims, ctx.keepdim)
+        dim = ctx.dim
+        out = _restore(out, a._data.shape, (dim,), ctx.keepdim)
+        g = _restore(grad_output, a._data.shape, (dim,), ctx.keepdim)
         is_zero = a == 0
-        zeros = sum(is_zero, ctx.dim, keepdim=True)
+        if not bool(is_zero._data.any()):
+            return g * (out / a), None, None
+        if is_grad_enabled():
+            # Higher order with zeros: the products of the others, exactly (O(n^2) memory,
+            # as rare as it is; out / a would divide by zero).
+            return g * _products_of_others(a, dim), None, None
+        # A slice without zeros: out / a; with one zero: only the zero element has a
+        # non-zero gradient, the product of the others; with more: all zero.
+        zeros = sum(is_zero, dim, keepdim=True)
         safe = where(is_zero, 1.0, a)
-        others_if_one_zero = Prod.apply(safe, ctx.dim, True)
         grad = where(zeros == 0, out / safe,
-                     where(is_zero & (zeros == 1), others_if_one_zero, 0.0))
+                     where(is_zero & (zeros == 1), Prod.apply(safe, dim, True), 0.0))
         return g * grad, None, None
+
+
+def _products_of_others(a, dim: int) -> Tensor:
+    """``p[i] = prod of a[j] for j != i`` along ``dim`` (differentiable, zeros allowed)."""
+    from .creation import eye
+    n = a._data.shape[dim]
+    rows = a.transpose(dim, -1).unsqueeze(-2)                     # (..., 1, n)
+    rows = rows.expand(*rows.shape[:-2], n, n)
+    skip_self = eye(n, dtype=bool_, device=a.device)
+    p = Prod.apply(where(skip_self, 1.0, rows), rows.ndim - 1, False)  # (..., n)
+    return p.transpose(dim, -1)
 
 
 class Cumsum(Function):
