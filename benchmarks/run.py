@@ -169,12 +169,13 @@ def main(argv=None) -> int:
 
     if args.device == "cuda" and not gradforge.cuda.is_available():
         raise SystemExit(f"--device cuda: {gradforge.backend.cuda.status()[1]}")
+    workloads = select(all_workloads(), args.only)
     torch = load_torch()
     if torch is None:
         print("PyTorch is not installed: timing gradforge only.", file=sys.stderr)
     warmup = 1
     rows = []
-    for w in select(all_workloads(), args.only):
+    for w in workloads:
         reps = args.reps or (min(w.reps, 2) if args.quick else w.reps)
         missing = missing_names(w.needs)
         if missing:
