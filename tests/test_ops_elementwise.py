@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from oracle import compare, distinct, integers, mask, normal, uniform
+from oracle import DEVICES, compare, distinct, integers, mask, normal, uniform
 
 import gradforge
 
@@ -167,28 +167,33 @@ COMPARISON = {
 
 
 @pytest.mark.parametrize("fn, specs", cases(ARITHMETIC))
-def test_arithmetic(fn, specs):
-    compare(fn, specs)
+@pytest.mark.parametrize("device", DEVICES)
+def test_arithmetic(fn, specs, device):
+    compare(fn, specs, device=device)
 
 
 @pytest.mark.parametrize("fn, specs", cases(PROMOTION))
-def test_promotion(fn, specs):
-    compare(fn, specs, atol=1e-6, rtol=1e-3)
+@pytest.mark.parametrize("device", DEVICES)
+def test_promotion(fn, specs, device):
+    compare(fn, specs, atol=1e-6, rtol=1e-3, device=device)
 
 
 @pytest.mark.parametrize("fn, specs", cases(UNARY))
-def test_unary(fn, specs):
-    compare(fn, specs, atol=1e-6)
+@pytest.mark.parametrize("device", DEVICES)
+def test_unary(fn, specs, device):
+    compare(fn, specs, atol=1e-6, device=device)
 
 
 @pytest.mark.parametrize("fn, specs", cases(CLAMP_WHERE))
-def test_clamp_where(fn, specs):
-    compare(fn, specs)
+@pytest.mark.parametrize("device", DEVICES)
+def test_clamp_where(fn, specs, device):
+    compare(fn, specs, device=device)
 
 
 @pytest.mark.parametrize("fn, specs", cases(COMPARISON))
-def test_comparison(fn, specs):
-    compare(fn, specs)
+@pytest.mark.parametrize("device", DEVICES)
+def test_comparison(fn, specs, device):
+    compare(fn, specs, device=device)
 
 
 def test_floor_divide_matches_torch_and_has_zero_gradient():
@@ -255,7 +260,8 @@ GRAD_CASES = {
     "Sqrt": [(lambda lib, a: a.sqrt(), [uniform(2, 3)])],
     "Rsqrt": [(lambda lib, a: a.rsqrt(), [uniform(2, 3)])],
     "Abs": [(lambda lib, a: a.abs(), [distinct(2, 3)])],
-    "PiecewiseConstant": [(lambda lib, a: a.sign() * a + (a * 3).floor() + a.round(), [distinct(2, 3)]),
+    "PiecewiseConstant": [(lambda lib, a: a.sign() * a + (a * 3).floor() + a.round(),
+                           [distinct(2, 3)]),
                           (lambda lib, a, b: (a // b) * a + lib.div(a, b, rounding_mode="trunc"),
                            [distinct(2, 3), uniform(3)])],
     "Remainder": [(lambda lib, a, b: lib.remainder(a, b) * a, [distinct(2, 3), uniform(3)]),

@@ -3,7 +3,7 @@ indices accumulate gradient), bool masks, ``__setitem__``, gather/scatter, index
 masked_fill, topk, sort/argsort, nonzero."""
 import numpy as np
 import pytest
-from oracle import compare, distinct, integers, mask
+from oracle import DEVICES, compare, distinct, integers, mask
 
 import gradforge
 
@@ -143,18 +143,21 @@ SELECT = {
 
 
 @pytest.mark.parametrize("fn, specs", cases(GETITEM))
-def test_getitem(fn, specs):
-    compare(fn, specs)
+@pytest.mark.parametrize("device", DEVICES)
+def test_getitem(fn, specs, device):
+    compare(fn, specs, device=device)
 
 
 @pytest.mark.parametrize("fn, specs", cases(SETITEM))
-def test_setitem(fn, specs):
-    compare(fn, specs)
+@pytest.mark.parametrize("device", DEVICES)
+def test_setitem(fn, specs, device):
+    compare(fn, specs, device=device)
 
 
 @pytest.mark.parametrize("fn, specs", cases(SELECT))
-def test_select(fn, specs):
-    compare(fn, specs)
+@pytest.mark.parametrize("device", DEVICES)
+def test_select(fn, specs, device):
+    compare(fn, specs, device=device)
 
 
 def test_repeated_indices_accumulate_gradient():

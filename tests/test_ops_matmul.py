@@ -1,7 +1,7 @@
 """Linear algebra against PyTorch: matmul (1-D operands, batch broadcasting), mm, bmm, dot,
 outer, einsum."""
 import pytest
-from oracle import compare, integers
+from oracle import DEVICES, compare, integers
 
 import gradforge
 
@@ -56,13 +56,15 @@ EINSUM = {
 
 
 @pytest.mark.parametrize("fn, specs", cases(MATMUL))
-def test_matmul(fn, specs):
-    compare(fn, specs, atol=1e-6)
+@pytest.mark.parametrize("device", DEVICES)
+def test_matmul(fn, specs, device):
+    compare(fn, specs, atol=1e-6, device=device)
 
 
 @pytest.mark.parametrize("fn, specs", cases(EINSUM))
-def test_einsum(fn, specs):
-    compare(fn, specs)
+@pytest.mark.parametrize("device", DEVICES)
+def test_einsum(fn, specs, device):
+    compare(fn, specs, device=device)
 
 
 def test_matmul_errors_name_the_inner_sizes():

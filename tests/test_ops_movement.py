@@ -2,7 +2,7 @@
 unsqueeze, expand, repeat, cat/stack, split/chunk/unbind, narrow; views share storage."""
 import numpy as np
 import pytest
-from oracle import compare, integers
+from oracle import DEVICES, compare, integers
 
 import gradforge
 
@@ -79,13 +79,15 @@ JOIN_SPLIT = {
 
 
 @pytest.mark.parametrize("fn, specs", cases(SHAPE))
-def test_shape_ops(fn, specs):
-    compare(fn, specs)
+@pytest.mark.parametrize("device", DEVICES)
+def test_shape_ops(fn, specs, device):
+    compare(fn, specs, device=device)
 
 
 @pytest.mark.parametrize("fn, specs", cases(JOIN_SPLIT))
-def test_join_split(fn, specs):
-    compare(fn, specs)
+@pytest.mark.parametrize("device", DEVICES)
+def test_join_split(fn, specs, device):
+    compare(fn, specs, device=device)
 
 
 def test_views_share_storage_and_version():

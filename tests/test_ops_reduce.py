@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from oracle import compare, distinct, integers, mask, normal, uniform
+from oracle import DEVICES, compare, distinct, integers, mask, normal, uniform
 
 import gradforge
 
@@ -118,28 +118,33 @@ SOFTMAX = {
 
 
 @pytest.mark.parametrize("fn, specs", cases(SUM_MEAN))
-def test_sum_mean(fn, specs):
-    compare(fn, specs, rtol=1e-5)
+@pytest.mark.parametrize("device", DEVICES)
+def test_sum_mean(fn, specs, device):
+    compare(fn, specs, rtol=1e-5, device=device)
 
 
 @pytest.mark.parametrize("fn, specs", cases(VAR_STD))
-def test_var_std(fn, specs):
-    compare(fn, specs)
+@pytest.mark.parametrize("device", DEVICES)
+def test_var_std(fn, specs, device):
+    compare(fn, specs, device=device)
 
 
 @pytest.mark.parametrize("fn, specs", cases(EXTREMES))
-def test_extremes(fn, specs):
-    compare(fn, specs)
+@pytest.mark.parametrize("device", DEVICES)
+def test_extremes(fn, specs, device):
+    compare(fn, specs, device=device)
 
 
 @pytest.mark.parametrize("fn, specs", cases(OTHER))
-def test_other_reductions(fn, specs):
-    compare(fn, specs)
+@pytest.mark.parametrize("device", DEVICES)
+def test_other_reductions(fn, specs, device):
+    compare(fn, specs, device=device)
 
 
 @pytest.mark.parametrize("fn, specs", cases(SOFTMAX))
-def test_softmax(fn, specs):
-    compare(fn, specs, atol=1e-6)
+@pytest.mark.parametrize("device", DEVICES)
+def test_softmax(fn, specs, device):
+    compare(fn, specs, atol=1e-6, device=device)
 
 
 def test_max_returns_named_values_and_indices():

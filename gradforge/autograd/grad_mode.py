@@ -87,7 +87,10 @@ class set_grad_enabled(_GradModeContext):
 
 
 class inference_mode(_GradModeContext):
-    """Like ``no_grad`` (gradforge has no separate inference tensors); ``mode=False`` enables grad."""
+    """Like ``no_grad`` (gradforge has no separate inference tensors).
+
+    ``inference_mode(False)`` enables grad instead, as in torch.
+    """
 
     def __init__(self, mode: bool = True):
         self._target = not mode

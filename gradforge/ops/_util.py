@@ -45,11 +45,26 @@ def promote(*operands, floating: bool = False):
 
 def broadcast(*operands):
     """Expand tensor operands to their common shape (explicit, so backward sums back)."""
-    shapes = [o._data.shape for o in operands if isinstance(o, Tensor)]
+    tensors = [o for o in operands if isinstance(o, Tensor)]
+    shapes = [t._data.shape for t in tensors]
     if all(s == shapes[0] for s in shapes):
         return operands
+    if any(t._device is not tensors[0]._device for t in tensors):
+        operands = _zero_dim_to_device(operands)
     target = broadcast_shapes(*shapes)
     return tuple(o.expand(target) if isinstance(o, Tensor) and o._data.shape != target else o
+                 for o in operands)
+
+
+def _zero_dim_to_device(operands):
+    """A zero-dim CPU tensor joins the device of the other operands before it is expanded (as
+    torch allows); any other mix of devices is left for Function.apply to report."""
+    devices = {o._device for o in operands
+               if isinstance(o, Tensor) and not (o._data.ndim == 0 and o._device.type == "cpu")}
+    if len(devices) != 1:
+        return operands
+    (dev,) = devices
+    return tuple(o.to(dev) if isinstance(o, Tensor) and o._device != dev else o
                  for o in operands)
 
 

@@ -99,10 +99,17 @@ def from_dlpack(ext_tensor) -> Tensor:
     return Tensor._make(dev.xp.from_dlpack(ext_tensor), dev)
 
 
+def _shape(size) -> tuple:
+    shape = size_args(size)
+    if any(s < 0 for s in shape):
+        raise RuntimeError(f"Trying to create tensor with negative dimension: {list(shape)}")
+    return shape
+
+
 def _filled(fill, size, dtype, device, requires_grad, default_dtype=None) -> Tensor:
     dt = to_dtype(dtype) if dtype is not None else (default_dtype or get_default_dtype())
     dev = as_device(device)
-    return _finish(fill(dev.xp, size_args(size), dt.np), dev, requires_grad)
+    return _finish(fill(dev.xp, _shape(size), dt.np), dev, requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False, out=None) -> Tensor:
@@ -177,7 +184,7 @@ def _random(draw, size, generator, dtype, device, requires_grad, default=None) -
     dev = as_device(device)
     dt = to_dtype(dtype) if dtype is not None else (default or get_default_dtype())
     rng = generator_for(dev, generator).rng
-    return _finish(draw(rng, size_args(size), dt.np), dev, requires_grad)
+    return _finish(draw(rng, _shape(size), dt.np), dev, requires_grad)
 
 
 def _float_draw(method):

@@ -114,26 +114,40 @@ class IndexPut(Function):
         return grad_a, None, None, grad_v
 
 
+def _fit_value(input, idx, value):
+    """``value`` cast to ``input``'s dtype and device and broadcast to the shape of
+    ``input[idx]``, or torch's error naming both shapes."""
+    if not isinstance(value, Tensor):
+        return value
+    target = input._data[idx].shape
+    if value._device != input._device:
+        value = value.to(input._device)
+    if value._data.dtype != input._data.dtype:
+        value = value.to(input.dtype)
+    if value._data.shape != target:
+        shape = value._data.shape
+        if len(shape) > len(target) or any(v not in (1, t) for v, t in
+                                           zip(reversed(shape), reversed(target))):
+            raise RuntimeError(f"shape mismatch: value tensor of shape {list(shape)} cannot be "
+                               f"broadcast to indexing result of shape {list(target)}")
+        value = expand(value, target)
+    return value
+
+
 def index_put(input, index, value) -> Tensor:
     """Out-of-place ``input[index] = value`` (the differentiable core of ``__setitem__``)."""
     idx, basic = _index_arrays(index, input._device)
-    if isinstance(value, Tensor):
-        value = value.to(input.dtype) if value.dtype != input.dtype else value
-        target = input._data[idx].shape
-        if tuple(value.shape) != target:
-            value = expand(value, target)
-    return IndexPut.apply(input, idx, basic, value)
+    return IndexPut.apply(input, idx, basic, _fit_value(input, idx, value))
 
 
 def setitem(input, index, value) -> None:
+    """``input[index] = value``: in place, or recorded in the graph when autograd tracks it."""
     from .inplace import commit, tracking
     if tracking(input, value):
         commit(input, index_put(input.clone(), index, value))
         return
-    idx, basic = _index_arrays(index, input._device)
-    if isinstance(value, Tensor) and value._device != input._device:
-        value = value.to(input._device)
-    input._data[idx] = arr(value)
+    idx, _ = _index_arrays(index, input._device)
+    input._data[idx] = arr(_fit_value(input, idx, value))
     input._vc[0] += 1
 
 
@@ -162,7 +176,8 @@ def gather(input, dim: int, index) -> Tensor:
     _check_index(index, "gather")
     d = norm_dim(dim, input._data.ndim)
     if index._data.ndim != input._data.ndim:
-        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
+        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor "
+                           f"({index._data.ndim} and {input._data.ndim})")
     for k, (si, sx) in enumerate(zip(index._data.shape, input._data.shape)):
         if k != d and si > sx:
             raise RuntimeError(f"Size does not match at dimension {k} expected index "

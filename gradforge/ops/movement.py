@@ -170,9 +170,8 @@ def permute(input, *dims) -> Tensor:
     dims = size_args(dims) if dims and not isinstance(dims[0], int) else tuple(dims)
     n = input._data.ndim
     if len(dims) != n:
-        raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does "
-                           f"not match the length of the desired ordering of dimensions i.e. "
-                           f"input.dim() = {n} is not equal to len(dims) = {len(dims)}")
+        raise RuntimeError(f"permute(): the number of dims ({len(dims)}) must equal the "
+                           f"tensor's number of dimensions ({n})")
     dims = tuple(norm_dim(d, n) for d in dims)
     if len(set(dims)) != n:
         raise RuntimeError(f"permute(): duplicate dims are not allowed: {dims}")
@@ -222,8 +221,8 @@ class Repeat(Function):
 def repeat(input, *sizes) -> Tensor:
     reps = size_args(sizes)
     if len(reps) < input._data.ndim:
-        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number "
-                           "of dimensions of tensor")
+        raise RuntimeError(f"Number of dimensions of repeat dims ({len(reps)}) can not be "
+                           f"smaller than number of dimensions of tensor ({input._data.ndim})")
     return Repeat.apply(input, reps)
 
 
@@ -280,7 +279,14 @@ def stack(tensors, dim: int = 0) -> Tensor:
 
 
 def narrow(input, dim: int, start: int, length: int) -> Tensor:
+    """The slice ``start:start + length`` along ``dim`` (a view)."""
     d = norm_dim(dim, input._data.ndim)
+    size = input._data.shape[d]
+    if start < 0:
+        start += size
+    if not 0 <= start <= size or length < 0 or start + length > size:
+        raise RuntimeError(f"narrow(): start ({start}) + length ({length}) exceeds dimension "
+                           f"size ({size}) of dimension {d}")
     index = (slice(None),) * d + (slice(start, start + length),)
     return input[index]
 

@@ -321,6 +321,9 @@ class Norm2(Function):
 
 def norm(input, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     """Vector p-norm over ``dim`` (all elements by default); ``'fro'`` is the 2-norm."""
+    if not (p in ("fro", "inf") or isinstance(p, (int, float)) and not isinstance(p, bool)):
+        raise RuntimeError(f"norm(): unsupported norm type {p!r}: gradforge computes vector "
+                           "norms ('fro', inf, -inf or a number)")
     if dtype is not None:
         input = input.to(dtype)
     (input,), _ = promote(input, floating=True)
