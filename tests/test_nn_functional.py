@@ -3,7 +3,7 @@ one_hot, normalize, cosine_similarity and dropout; finite differences (first and
 order) for every new activation and normalisation Function; bad input."""
 import numpy as np
 import pytest
-from oracle import check_grad, compare, integers, normal, uniform
+from oracle import DEVICES, check_grad, compare, integers, normal, uniform
 
 import gradforge
 
@@ -59,9 +59,10 @@ ACTIVATIONS = {
 }
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("fn,specs", cases(ACTIVATIONS))
-def test_activation_matches_torch(fn, specs):
-    compare(fn, specs)
+def test_activation_matches_torch(fn, specs, device):
+    compare(fn, specs, device=device)
 
 
 @pytest.mark.parametrize("name,args", [("relu", ()), ("leaky_relu", (0.1,)), ("elu", ()),
@@ -113,9 +114,10 @@ NORMS = {
 }
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("fn,specs", cases(NORMS))
-def test_norm_matches_torch(fn, specs):
-    compare(fn, specs)
+def test_norm_matches_torch(fn, specs, device):
+    compare(fn, specs, device=device)
 
 
 def test_norm_float32():
@@ -126,9 +128,10 @@ def test_norm_float32():
             [normal(8, 3, 2, 2, dtype=np.float32)], atol=1e-5, rtol=1e-4)
 
 
-def test_batch_norm_eval_uses_running_stats():
+@pytest.mark.parametrize("device", DEVICES)
+def test_batch_norm_eval_uses_running_stats(device):
     compare(lambda lib, x, w, b, rm, rv: lib.nn.functional.batch_norm(x, rm, rv, w, b),
-            [(4, 3, 2), (3,), (3,), (3,), uniform(3)], grad_inputs=[0, 1, 2])
+            [(4, 3, 2), (3,), (3,), (3,), uniform(3)], grad_inputs=[0, 1, 2], device=device)
 
 
 @pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5), (2, 3, 2, 2)])
@@ -177,9 +180,10 @@ FUNCTIONAL = {
 }
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("fn,specs", cases(FUNCTIONAL))
-def test_functional_matches_torch(fn, specs):
-    compare(fn, specs)
+def test_functional_matches_torch(fn, specs, device):
+    compare(fn, specs, device=device)
 
 
 def test_embedding_max_norm_renormalises_rows_like_torch():
@@ -200,15 +204,17 @@ def test_one_hot_matches_torch():
 
 
 # -- dropout -------------------------------------------------------------------------------------
-def test_dropout_zeroes_a_fraction_p_and_rescales():
+@pytest.mark.parametrize("device", DEVICES)
+def test_dropout_zeroes_a_fraction_p_and_rescales(device):
     gradforge.manual_seed(1)
-    x = gradforge.ones(200, 50, requires_grad=True)
+    x = gradforge.ones(200, 50, requires_grad=True, device=device)
     out = F.dropout(x, p=0.3)
-    values = out.detach().numpy()
+    values = out.detach().cpu().numpy()
+    assert out.device == x.device
     assert set(np.unique(values)) == {0.0, np.float32(1 / 0.7)}
     assert abs((values == 0).mean() - 0.3) < 0.02
     out.sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), values)  # d out/dx is the scaled mask
+    np.testing.assert_array_equal(x.grad.cpu().numpy(), values)  # d out/dx is the scaled mask
 
 
 def test_dropout_is_seeded_and_off_in_eval():

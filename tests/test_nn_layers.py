@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 from module_oracle import check_module, load_torch_weights
-from oracle import integers
+from oracle import DEVICES, integers
 
 import gradforge
 from gradforge import nn
@@ -49,24 +49,30 @@ for _name, _args in [("ReLU", ()), ("LeakyReLU", (0.2,)), ("ELU", (0.5,)), ("CEL
 LAYERS["GELU_tanh"] = (lambda lib: lib.nn.GELU(approximate="tanh"), [(3, 4)])
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("make,specs", [pytest.param(m, s, id=n) for n, (m, s) in LAYERS.items()])
-def test_layer_matches_torch(make, specs):
-    t_mod, g_mod = check_module(make, call1, specs)
+def test_layer_matches_torch(make, specs, device):
+    t_mod, g_mod = check_module(make, call1, specs, device=device)
     assert repr(g_mod) == repr(t_mod)
 
 
-def test_bilinear_matches_torch():
+@pytest.mark.parametrize("device", DEVICES)
+def test_bilinear_matches_torch(device):
     check_module(lambda lib: lib.nn.Bilinear(2, 3, 4), lambda lib, m, a, b: m(a, b),
-                 [(5, 2), (5, 3)])
+                 [(5, 2), (5, 3)], device=device)
 
 
-def test_embedding_matches_torch():
+@pytest.mark.parametrize("device", DEVICES)
+def test_embedding_matches_torch(device):
     idx = np.array([[0, 2, 5], [2, 2, 1]])
-    _, g = check_module(lambda lib: lib.nn.Embedding(6, 3, padding_idx=2), call1, [idx])
-    assert not g.weight.grad.numpy()[2].any()  # the padding row gets no gradient
-    check_module(lambda lib: lib.nn.Embedding(6, 3), call1, [integers(4, high=6)])
+    _, g = check_module(lambda lib: lib.nn.Embedding(6, 3, padding_idx=2), call1, [idx],
+                        device=device)
+    assert not g.weight.grad.cpu().numpy()[2].any()  # the padding row gets no gradient
+    check_module(lambda lib: lib.nn.Embedding(6, 3), call1, [integers(4, high=6)],
+                 device=device)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("make,shape", [
     (lambda lib: lib.nn.BatchNorm1d(3), (6, 3)),
     (lambda lib: lib.nn.BatchNorm1d(3, momentum=None), (4, 3, 5)),
@@ -74,24 +80,28 @@ def test_embedding_matches_torch():
     (lambda lib: lib.nn.BatchNorm2d(3), (2, 3, 4, 4)),
     (lambda lib: lib.nn.BatchNorm2d(3, momentum=None, eps=1e-3), (3, 3, 2, 5)),
 ], ids=["1d", "1d_3d_input_cumulative", "1d_no_affine", "2d", "2d_cumulative"])
-def test_batch_norm_training_and_running_stats(make, shape):
+def test_batch_norm_training_and_running_stats(make, shape, device):
     """Three training steps (output, gradients, running statistics), then evaluation."""
     torch = pytest.importorskip("torch")
-    t_mod, g_mod = check_module(make, call1, [shape], train=True)
-    for step in (1, 2):
-        x = np.random.default_rng(step).standard_normal(shape)
-        np.testing.assert_allclose(g_mod(gradforge.tensor(x)).detach().numpy(),
-                                   t_mod(torch.tensor(x)).detach().numpy(), rtol=1e-7, atol=1e-9)
+    t_mod, g_mod = check_module(make, call1, [shape], train=True, device=device)
+
+    def same_output(seed):
+        x = np.random.default_rng(seed).standard_normal(shape)
+        np.testing.assert_allclose(g_mod(gradforge.tensor(x, device=device)).detach().cpu()
+                                   .numpy(), t_mod(torch.tensor(x)).detach().numpy(),
+                                   rtol=1e-7, atol=1e-9)
+
+    same_output(1)
+    same_output(2)
     for name, t_buf in t_mod.named_buffers():
         g_buf = dict(g_mod.named_buffers())[name]
+        assert g_buf.device == g_mod.weight.device if g_mod.weight is not None else True
         assert g_buf.dtype.name == str(t_buf.dtype).removeprefix("torch."), name
-        np.testing.assert_allclose(g_buf.numpy(), t_buf.numpy(), rtol=1e-10, err_msg=name)
+        np.testing.assert_allclose(g_buf.cpu().numpy(), t_buf.numpy(), rtol=1e-10, err_msg=name)
     assert g_mod.num_batches_tracked.item() == 3
     t_mod.eval()
     g_mod.eval()
-    x = np.random.default_rng(9).standard_normal(shape)
-    np.testing.assert_allclose(g_mod(gradforge.tensor(x)).detach().numpy(),
-                               t_mod(torch.tensor(x)).detach().numpy(), rtol=1e-7, atol=1e-9)
+    same_output(9)
 
 
 def test_batch_norm_without_running_stats_uses_batch_stats_in_eval():

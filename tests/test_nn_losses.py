@@ -2,7 +2,7 @@
 for the fused loss Functions, numerical stability and bad input."""
 import numpy as np
 import pytest
-from oracle import check_grad, compare, integers, normal, uniform
+from oracle import DEVICES, check_grad, compare, integers, normal, uniform
 
 import gradforge
 
@@ -34,7 +34,8 @@ TARGETS_4D = np.array([[[0, 3], [2, 2]], [[1, 0], [3, 1]]])  # (N=2, H=2, W=2), 
 def loss_fn(name, **kwargs):
     """``lib.nn.functional.<name>(x, t, **kwargs)``, CLASS_WEIGHT made a tensor of ``lib``."""
     def fn(lib, x, t):
-        resolved = {k: lib.tensor(WEIGHT) if v is CLASS_WEIGHT else v for k, v in kwargs.items()}
+        resolved = {k: lib.tensor(WEIGHT, device=x.device) if v is CLASS_WEIGHT else v
+                    for k, v in kwargs.items()}
         return getattr(lib.nn.functional, name)(x, t, **resolved)
     return fn
 
@@ -83,14 +84,16 @@ for _red in REDUCTIONS:
 NLL = class_index_cases("nll_loss")
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("fn,specs", cases(CROSS_ENTROPY))
-def test_cross_entropy_matches_torch(fn, specs):
-    compare(fn, specs)
+def test_cross_entropy_matches_torch(fn, specs, device):
+    compare(fn, specs, device=device)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("fn,specs", cases(NLL))
-def test_nll_loss_matches_torch(fn, specs):
-    compare(fn, specs)
+def test_nll_loss_matches_torch(fn, specs, device):
+    compare(fn, specs, device=device)
 
 
 def test_cross_entropy_float32_and_large_logits():
@@ -133,9 +136,10 @@ PAIRWISE.update({
 })
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("fn,specs", cases(PAIRWISE))
-def test_pairwise_loss_matches_torch(fn, specs):
-    compare(fn, specs)
+def test_pairwise_loss_matches_torch(fn, specs, device):
+    compare(fn, specs, device=device)
 
 
 def test_kl_div_zero_targets_contribute_nothing():

@@ -387,3 +387,26 @@ def test_custom_extra_repr_and_children_indentation():
         return Block()
 
     assert repr(build(gradforge)) == repr(build(torch))
+
+
+@pytest.mark.cuda
+def test_cuda_and_cpu_move_parameters_buffers_and_grads_in_place():
+    model = make_model(gradforge)
+    model.embed(gradforge.randn(2, 3)).sum().backward()
+    weight = model.embed.weight
+    opt = gradforge.optim.SGD(model.parameters(), lr=0.1)
+    assert model.cuda() is model and model.embed.weight is weight
+    assert weight.device.type == "cuda" and weight.grad.device.type == "cuda"
+    assert model.block[0].running_var.device.type == "cuda"
+    assert model.block[0].num_batches_tracked.dtype == gradforge.int64
+    # A CPU state_dict loads into the CUDA model (copied to the parameter's device).
+    cpu_state = {k: v.cpu() for k, v in make_model(gradforge).state_dict().items()}
+    model.load_state_dict(cpu_state)
+    assert model.embed.weight is weight and weight.device.type == "cuda"
+    np.testing.assert_array_equal(weight.detach().cpu().numpy(),
+                                  cpu_state["embed.weight"].numpy())
+    model.zero_grad()
+    model.embed(gradforge.randn(2, 3, device="cuda")).sum().backward()
+    opt.step()
+    model.to("cpu")
+    assert weight.device.type == "cpu" and model.block[0].running_mean.device.type == "cpu"
