@@ -11,7 +11,7 @@ import numpy as np
 
 from .autograd import engine as _engine
 from .autograd.function import register_tensor_class
-from .backend.dtypes import from_numpy_dtype
+from .backend.dtypes import from_numpy_dtype, get_default_dtype
 
 __all__ = ["Tensor"]
 
@@ -19,8 +19,8 @@ __all__ = ["Tensor"]
 class Tensor:
     """A multi-dimensional array that records the ops applied to it for reverse-mode autograd.
 
-    Build tensors with ``gradforge.tensor``, ``zeros``, ``randn`` ...; ``Tensor(data)`` is
-    accepted too and behaves like ``gradforge.tensor(data)``.
+    Build tensors with ``gradforge.tensor``, ``zeros``, ``randn`` ...; ``Tensor(data)`` and
+    ``Tensor(*sizes)`` work as ``torch.Tensor`` does (always the default float dtype).
     """
 
     __slots__ = (
@@ -44,10 +44,12 @@ class Tensor:
     def __new__(cls, *args, **kwargs):
         return object.__new__(cls)
 
-    def __init__(self, data=None, *, dtype=None, device=None, requires_grad=False):
-        if data is None:
-            data = []
-        t = ops.tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+    def __init__(self, *args, device=None):
+        # NOTE: as torch.Tensor: the default float dtype always; Tensor(2, 3) is a shape.
+        if len(args) == 1 and not isinstance(args[0], int):
+            t = ops.tensor(args[0], dtype=get_default_dtype(), device=device)
+        else:
+            t = ops.zeros(*(args or (0,)), device=device)
         for name in ("_data", "_device", "requires_grad", "grad", "grad_fn", "_output_nr",
                      "_vc", "_hooks"):
             setattr(self, name, getattr(t, name))

@@ -151,10 +151,14 @@ def test_new_tensor_helpers():
     assert x.new_empty(4).shape == (4,)
 
 
-def test_tensor_constructor():
-    t = gradforge.Tensor([1.0, 2.0])
-    assert isinstance(t, gradforge.Tensor) and t.tolist() == [1.0, 2.0]
-    assert gradforge.Tensor().shape == (0,)
+def test_tensor_constructor_like_torch():
+    torch = pytest.importorskip("torch")
+    for args in (([1, 2],), ([[1.5], [2.0]],), (2, 3), (), (np.array([1, 2]),)):
+        t, g = torch.Tensor(*args), gradforge.Tensor(*args)
+        assert isinstance(g, gradforge.Tensor) and g.shape == tuple(t.shape)
+        assert g.dtype is gradforge.float32 and t.dtype == torch.float32
+        if args and not isinstance(args[0], int):
+            assert g.tolist() == t.tolist()
 
 
 REPRS = {

@@ -2,6 +2,7 @@
 
 ``TENSOR_METHODS`` lists the ops bound as ``Tensor`` methods of the same name.
 """
+# ruff: noqa: F401, I001  (re-exports, kept compact by hand)
 from .activation import (celu, elu, gelu, hardtanh, leaky_relu, relu6, selu, silu,
                          softplus)
 from .conversion import clone, contiguous, is_contiguous, to
