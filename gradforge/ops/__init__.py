@@ -6,6 +6,8 @@
 from .activation import (celu, elu, gelu, hardtanh, leaky_relu, relu6, selu, silu,
                          softplus)
 from .conversion import clone, contiguous, is_contiguous, to
+from .conv import conv1d, conv2d
+from .conv_transpose import conv_transpose1d, conv_transpose2d
 from .creation import (arange, as_tensor, bernoulli, empty, empty_like, eye, from_dlpack,
                        from_numpy, full, full_like, linspace, multinomial, normal_, ones,
                        ones_like, rand, rand_like, randint, randint_like, randn, randn_like,
@@ -29,6 +31,7 @@ from .movement import (broadcast_to, cat, chunk, concat, concatenate, expand, ex
                        stack, swapaxes, t, transpose, unbind, unflatten, unsqueeze, view,
                        view_as)
 from .norm import batch_norm, group_norm, layer_norm
+from .pool import adaptive_avg_pool1d, adaptive_max_pool1d, avg_pool1d, max_pool1d, max_pool2d
 from .printing import tensor_repr
 from .reduce import (all, amax, amin, any, argmax, argmin, count_nonzero, cumsum, log_softmax,
                      logsumexp, max, mean, min, norm, prod, softmax, std, std_mean, sum,
