@@ -108,6 +108,20 @@ def test_to_dtype_and_device():
     assert x.cpu() is x
 
 
+@pytest.mark.cuda
+def test_to_device_round_trip_keeps_values_and_gradients():
+    x = gradforge.tensor([1.5, -2.5], requires_grad=True)
+    y = x.to("cuda", gradforge.float64)
+    assert y.is_cuda and y.device == "cuda:0" and y.dtype is gradforge.float64
+    assert y.cuda() is y and repr(y.detach()).endswith("device='cuda:0', dtype=gradforge.float64)")
+    z = (y * y).cpu()
+    assert z.device == "cpu" and z.tolist() == [2.25, 6.25]
+    z.sum().backward()
+    assert x.grad.device == "cpu" and x.grad.tolist() == [3.0, -5.0]
+    with pytest.raises(TypeError, match="can't convert cuda:0 device type tensor to numpy"):
+        y.detach().numpy()
+
+
 def test_to_dtype_is_differentiable():
     x = gradforge.tensor([1.5, -2.5], requires_grad=True)
     y = x.double() * 2

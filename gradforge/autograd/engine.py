@@ -159,6 +159,8 @@ def run_backward(outputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     deps = _dependencies(roots)
     ready = [n for n in roots if n not in deps]
     slow_nodes = bool(walk.capture_node)
+    anomaly = _function._anomaly["enabled"]
+    T = _function._TENSOR
     prev_mode = STATE.enabled
     STATE.enabled = create_graph
     try:
@@ -185,14 +187,15 @@ def run_backward(outputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                     continue
                 target, nr, shape = edge
                 g = grad_inputs[k]
-                if g is not None:
+                if g is not None and (type(g) is not T or g._data.shape != shape or anomaly):
                     _check_grad(node, k, g, shape)
                 if isinstance(target, Function):
                     if g is not None:
                         buf = buffers.get(target)
                         if buf is None:
                             buf = buffers[target] = [None] * target.n_outputs
-                        _add(buf, nr, g)
+                        old = buf[nr]
+                        buf[nr] = g if old is None else old + g
                     left = deps[target] - 1
                     deps[target] = left
                     if left == 0:
