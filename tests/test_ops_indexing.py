@@ -160,6 +160,16 @@ def test_select(fn, specs, device):
     compare(fn, specs, device=device)
 
 
+def test_host_indices_numpy_arrays_and_scalars():
+    x = gradforge.arange(6.0).reshape(2, 3)
+    assert x[np.array([1, 0])].tolist() == [[3.0, 4.0, 5.0], [0.0, 1.0, 2.0]]
+    assert x[:, np.array([2, 0])].tolist() == [[2.0, 0.0], [5.0, 3.0]]
+    assert x[np.int64(1), np.array(2)].item() == 5.0
+    assert x[np.array([True, False])].tolist() == [[0.0, 1.0, 2.0]]
+    with pytest.raises(IndexError, match="valid indices"):
+        x[1.5]
+
+
 def test_repeated_indices_accumulate_gradient():
     x = gradforge.zeros(3, requires_grad=True)
     x[gradforge.tensor([0, 0, 2, 0])].sum().backward()

@@ -3,6 +3,7 @@ masked_fill, topk, sort/argsort, nonzero. Repeated indices accumulate gradient."
 from __future__ import annotations
 
 import collections
+import operator
 
 from ..autograd.function import Function
 from ..tensor import Tensor
@@ -31,18 +32,23 @@ def _index_arrays(index, device):
                                  f"tensors, got {i.dtype}")
             out.append(i._data)
             basic = False
-        elif isinstance(i, (list, tuple)):
+        elif isinstance(i, (list, tuple)) or getattr(i, "ndim", 0) > 0:  # lists, host arrays
             a = device.backend.asarray(i)
-            if a.dtype.kind == "f":
-                raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+            if a.dtype.kind not in "biu":
+                raise IndexError("tensors used as indices must be long, int, byte or bool "
+                                 f"tensors, got {a.dtype}")
             out.append(a)
             basic = False
-        elif isinstance(i, bool) or not isinstance(i, _BASIC):
-            if hasattr(i, "__index__") and not isinstance(i, bool):
-                out.append(int(i))
-            else:
-                out.append(device.backend.asarray(i))
-                basic = False
+        elif isinstance(i, bool):
+            out.append(device.backend.asarray(i))  # x[True] adds a dimension, as in NumPy
+            basic = False
+        elif not isinstance(i, _BASIC):
+            try:
+                out.append(operator.index(i))  # NumPy integers, 0-d integer arrays
+            except TypeError:
+                raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long "
+                                 f"or byte Variables are valid indices (got "
+                                 f"{type(i).__name__})") from None
         else:
             out.append(i)
     return tuple(out), basic
