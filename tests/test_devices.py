@@ -9,6 +9,7 @@ import pytest
 from oracle import make_inputs
 
 import gradforge
+from gradforge.ops import conv, pool
 from gradforge.ops.attention import scaled_dot_product_attention
 
 F = gradforge.nn.functional
@@ -95,6 +96,16 @@ CASES = {
     "masked_sort_topk": (lambda t, x: [x.masked_fill(x > 0.5, 0.0), *x.sort(1),
                                        *x.topk(2, 1), x.argsort(0, descending=True)], [X]),
     "setitem": (lambda t, x, y: _setitem(x, y), [X, Y]),
+    # convolution and pooling (the CUDA kernels on the GPU path)
+    "conv_pool": (lambda t, x, w, b: [
+        conv.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2)),
+        pool.max_pool2d(x, 3, 2, 1, ceil_mode=True), pool.avg_pool2d(x, 2, padding=1),
+        pool.avg_pool2d(x, 3, 1, 1, count_include_pad=False), pool.adaptive_avg_pool2d(x, 2),
+        pool.adaptive_max_pool2d(x, (3, 2))], [(2, 3, 7, 6), (4, 3, 3, 2), (4,)]),
+    "grouped_transposed_conv": (lambda t, x, w, v: [
+        conv.conv2d(x, w, groups=3, padding="same"),
+        t.conv_transpose2d(x, v, stride=2, padding=1, output_padding=1)],
+        [(1, 3, 5, 5), (6, 1, 3, 3), (3, 2, 3, 3)]),
     # nn.functional
     "linear_losses": (lambda t, x, w, b, y: [F.linear(x, w, b), F.cross_entropy(x, y),
                                              F.mse_loss(x, w[:3]), F.gelu(x), F.silu(x),
@@ -124,7 +135,7 @@ def test_op_family_matches_cpu_in_float64(name):
 
 
 @pytest.mark.parametrize("name", ["arithmetic", "activations", "matmul", "softmax_family",
-                                  "linear_losses"])
+                                  "linear_losses", "conv_pool"])
 def test_op_family_matches_cpu_in_float32(name):
     fn, specs = CASES[name]
     same_on_cuda(fn, specs, dtype=np.float32)
