@@ -15,9 +15,10 @@ from .creation import (arange, as_tensor, bernoulli, empty, empty_like, eye, fro
 from .comparison import (allclose, eq, equal, ge, greater, greater_equal, gt, isclose,
                          isfinite, isinf, isnan, le, less, less_equal, logical_and, logical_not,
                          logical_or, logical_xor, lt, ne, not_equal)
-from .elementwise import (abs, add, ceil, clamp, clip, cos, div, erf, exp, floor, floor_divide,
-                          log, log1p, maximum, minimum, mul, neg, pow, relu, remainder, round,
-                          rsqrt, sigmoid, sign, sin, sqrt, square, sub, tanh, trunc, where)
+from .elementwise import (abs, add, clamp, clip, cos, div, erf, exp, log, log1p, maximum, minimum,
+                          mul, neg, pow, relu, remainder, rsqrt, sigmoid, sin, sqrt, square, sub,
+                          tanh, where)
+from .rounding import (ceil, floor, floor_divide, round, sign, trunc)
 from .indexing import (gather, getitem, index_put, index_select, masked_fill, nonzero,
                        scatter, scatter_add, setitem, sort, argsort, take_along_dim, topk)
 from .inplace import (abs_, add_, addcdiv_, addcmul_, clamp_, clip_, copy_, div_, exp_, fill_,

@@ -4,7 +4,8 @@ and where.
 Each op is a Function with its derivative in ``backward``, written with tensor ops so that
 it can be differentiated again. Operands are promoted and broadcast by ``_util.binary``
 before ``apply``, so forward sees equal shapes (or a Python scalar) and backward never
-reduces. Comparisons and other ops without a gradient live in ``comparison.py``.
+reduces. Comparisons and other ops without a gradient live in ``comparison.py``, rounding
+and floor division (gradient zero) in ``rounding.py``.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import math
 from ..autograd.function import Function
 from ..tensor import Tensor
 from ._util import arr, binary, broadcast, promote
+from .rounding import floor_divide, sign, trunc_divide
 
 
 # -- arithmetic -------------------------------------------------------------------------------
@@ -101,21 +103,12 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
     if rounding_mode == "floor":
         return floor_divide(input, other)
     if rounding_mode == "trunc":
-        a, b = binary(input, other)
-        return _piecewise(_trunc_divide, a, b)
+        return trunc_divide(input, other)
     if rounding_mode is not None:
         raise ValueError("div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
                          f"found '{rounding_mode}'")
     a, b = binary(input, other, floating=True)
     return Div.apply(a, b)
-
-
-def _trunc_divide(xp, x, y):
-    if xp.result_type(x, y).kind == "f":
-        return xp.trunc(xp.true_divide(x, y))
-    # Integers: floor division, moved one up where the exact quotient was negative.
-    q = xp.floor_divide(x, y)
-    return q + ((q * y != x) & ((x < 0) != (y < 0)))
 
 
 class Pow(Function):
@@ -407,64 +400,6 @@ def relu(input) -> Tensor:
 
 def square(input) -> Tensor:
     return mul(input, input)
-
-
-# -- piecewise-constant ops: sign, rounding, floor division -----------------------------------
-class PiecewiseConstant(Function):
-    """d f(a, ...) = 0 for a step function f (sign, floor, ceil, round, trunc, a // b)."""
-
-    @staticmethod
-    def forward(ctx, fn, *operands):
-        return fn(ctx.xp, *(arr(o) for o in operands))
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        zero = grad_output.new_zeros(grad_output.shape)
-        return (None,) + tuple(zero if n else None for n in ctx.needs_input_grad[1:])
-
-
-def _piecewise(fn, *operands) -> Tensor:
-    return PiecewiseConstant.apply(fn, *operands)
-
-
-def _integral_unchanged(float_fn):
-    """A rounding function that leaves integer arrays as they are (NumPy would make floats)."""
-    return lambda xp, x: float_fn(xp, x) if x.dtype.kind == "f" else x.copy()
-
-
-def sign(input) -> Tensor:
-    """-1, 0 or 1 by the sign of each element (gradient zero)."""
-    return _piecewise(lambda xp, x: xp.sign(x), input)
-
-
-def floor(input) -> Tensor:
-    return _piecewise(_integral_unchanged(lambda xp, x: xp.floor(x)), input)
-
-
-def ceil(input) -> Tensor:
-    return _piecewise(_integral_unchanged(lambda xp, x: xp.ceil(x)), input)
-
-
-def trunc(input) -> Tensor:
-    """Round toward zero (gradient zero, as torch)."""
-    return _piecewise(_integral_unchanged(lambda xp, x: xp.trunc(x)), input)
-
-
-def round(input, decimals: int = 0) -> Tensor:
-    """Round half to even, as torch; ``decimals`` digits after the point."""
-    return _piecewise(_integral_unchanged(lambda xp, x: xp.round(x, decimals)), input)
-
-
-def floor_divide(input, other) -> Tensor:
-    """Division rounded down (Python's ``//``); the gradient is zero.
-
-    NOTE: torch raises at backward for ``floor_divide``; a zero gradient, as for
-    ``div(rounding_mode="floor")``, is more useful.
-    """
-    a, b = binary(input, other)
-    if _is_bool(a):
-        raise RuntimeError('"div_floor" not implemented for \'Bool\'')
-    return _piecewise(lambda xp, x, y: xp.floor_divide(x, y), a, b)
 
 
 # -- clamp, maximum, minimum, where -------------------------------------------------------
