@@ -157,6 +157,9 @@ FUNCTIONAL = {
                         [(2, 4, 3), (5, 3), (5,)]),
     "linear_1d_input": (lambda lib, x, w, b: lib.nn.functional.linear(x, w, b),
                         [(3,), (5, 3), (5,)]),
+    "linear_float32": (lambda lib, x, w, b: lib.nn.functional.linear(x, w, b),
+                       [normal(4, 3, dtype=np.float32), normal(5, 3, dtype=np.float32),
+                        normal(5, dtype=np.float32)]),
     "bilinear": (lambda lib, x1, x2, w, b: lib.nn.functional.bilinear(x1, x2, w, b),
                  [(4, 2), (4, 3), (5, 2, 3), (5,)]),
     "embedding": (lambda lib, i, w: lib.nn.functional.embedding(i, w),
@@ -264,8 +267,10 @@ def test_bad_input_errors_name_shapes_and_dtypes():
         F.gelu(x, approximate="fast")
     with pytest.raises(RuntimeError, match="dimension 1 is size 3"):
         F.glu(x, 1)
-    with pytest.raises(RuntimeError, match=r"mat1 and mat2 shapes cannot be multiplied"):
+    with pytest.raises(RuntimeError, match=r"cannot be multiplied \(6x4 and 3x5\).*\(2, 3, 4\)"):
         F.linear(x, gradforge.randn(5, 3))
+    with pytest.raises(RuntimeError, match=r"bias of shape \(4,\).*out_features=5"):
+        F.linear(x, gradforge.randn(5, 4), gradforge.randn(4))
 
 
 def test_embedding_bad_indices():
@@ -291,8 +296,13 @@ def test_one_hot_bad_input():
         F.one_hot(gradforge.zeros(0, dtype=gradforge.int64))
 
 
-# -- finite differences: every Function of ops/activation.py and ops/norm.py ---------------------
+# -- finite differences: every Function of ops/activation.py, ops/norm.py and ops/linear.py -----
 GRAD_CASES = {
+    "Linear": [
+        (lambda lib, x, w, b: lib.nn.functional.linear(x, w, b), [(4, 3), (2, 3), (2,)]),
+        (lambda lib, x, w: lib.nn.functional.linear(x, w), [(2, 2, 3), (4, 3)]),
+        (lambda lib, x, w, b: lib.nn.functional.linear(x, w, b), [(3,), (2, 3), (2,)]),
+    ],
     "LeakyRelu": [(fn_of("leaky_relu", 0.2), [(3, 4)])],
     "Elu": [(fn_of("elu", alpha=0.7), [(3, 4)]), (fn_of("selu"), [(2, 3)]),
             (fn_of("celu", alpha=0.5), [(2, 3)])],

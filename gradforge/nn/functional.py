@@ -1,7 +1,7 @@
 """``gradforge.nn.functional``: the stateless functions behind the layers (``torch.nn.functional``).
 
 The math lives in ``gradforge.ops`` (one Function per op); this module re-exports it under
-torch's names and adds the functions that are compositions of ops: ``linear``, ``dropout``,
+torch's names and adds the functions that are compositions of ops: ``bilinear``, ``dropout``,
 ``embedding``, ``one_hot``, ``normalize``, ``cosine_similarity`` and the activations that
 take ``inplace``. Other op families add their entries in their own section below.
 """
@@ -14,14 +14,20 @@ from ..backend.dtypes import int32, int64
 from ..ops import activation as _act
 from ..ops.activation import gelu, softplus
 from ..ops.attention import scaled_dot_product_attention
+from ..ops.conv import conv1d, conv2d
+from ..ops.conv_transpose import conv_transpose1d, conv_transpose2d
 from ..ops.creation import arange, rand
 from ..ops.elementwise import abs as _abs, relu as _relu, sigmoid, tanh, where
 from ..ops.inplace import relu_
+from ..ops.linear import linear
 from ..ops.loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,
                         huber_loss, kl_div, l1_loss, mse_loss, nll_loss, smooth_l1_loss)
-from ..ops.matmul import einsum, matmul
+from ..ops.matmul import einsum
 from ..ops.norm import batch_norm, group_norm, layer_norm
+from ..ops.pool import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d,
+                        adaptive_max_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d)
 from ..ops.reduce import log_softmax as _log_softmax, softmax as _softmax
+from ..ops.spatial import fold, interpolate, pad, unfold
 from ..tensor import Tensor
 
 __all__ = [
@@ -37,6 +43,10 @@ __all__ = [
     "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss", "kl_div",
     # attention
     "scaled_dot_product_attention",
+    # convolution, pooling and resizing (ops/conv.py, conv_transpose.py, pool.py, spatial.py)
+    "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "unfold", "fold",
+    "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d", "pad", "interpolate",
 ]
 
 
@@ -145,23 +155,6 @@ def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
 
 
 # -- linear layers -------------------------------------------------------------------------------
-def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``input @ weight.T + bias``: one matrix product and one broadcast add.
-
-    Shape:
-        input (*, in_features), weight (out_features, in_features), bias (out_features,);
-        output (*, out_features).
-    """
-    if input.ndim > 2:
-        # One 2-D GEMM over the flattened leading dims, not a broadcast batched matmul.
-        lead = tuple(input.shape[:-1])
-        out = matmul(input.reshape(-1, input.shape[-1]), weight.t())
-        out = out.reshape(lead + (weight.shape[0],))
-    else:
-        out = matmul(input, weight.t())
-    return out if bias is None else out + bias
-
-
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``y_k = x1^T A_k x2 + b_k`` with ``weight`` (out, in1, in2)."""
     out = einsum("...i,kij,...j->...k", input1, weight, input2)
