@@ -7,6 +7,8 @@ Gradients of leaves are accumulated into ``.grad`` (``backward``) or captured an
 """
 from __future__ import annotations
 
+import numpy as np
+
 from . import function as _function
 from .function import Function
 from .grad_mode import STATE
@@ -160,51 +162,31 @@ def run_backward(outputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     ready = [n for n in roots if n not in deps]
     slow_nodes = bool(walk.capture_node)
     anomaly = _function._anomaly["enabled"]
-    T = _function._TENSOR
     prev_mode = STATE.enabled
     STATE.enabled = create_graph
+    # NOTE: backward formulas compute values they then mask out (log(0) where the base is
+    # 0, ...); as torch, they do so silently. detect_anomaly is the tool to find NaNs.
     try:
-        while ready:
-            node = ready.pop()
-            grads = buffers.pop(node)
-            if slow_nodes or node._tensor_hooks or node._retained:
-                walk.node_outputs(node, grads)
-            if node.n_outputs == 1:
-                grad_inputs = type(node).backward(node, grads[0])
-            else:
-                grad_inputs = _backward_multi(node, grads)
-            if type(grad_inputs) is not tuple:
-                grad_inputs = (grad_inputs,)
-            edges = node.next_edges
-            if len(grad_inputs) < len(edges):
-                raise RuntimeError(
-                    f"function {node.name()} returned an incorrect number of gradients "
-                    f"(expected {len(edges)}, got {len(grad_inputs)})")
-            if not retain_graph:
-                node.release()
-            for k, edge in enumerate(edges):
-                if edge is None:
-                    continue
-                target, nr, shape = edge
-                g = grad_inputs[k]
-                if g is not None and (type(g) is not T or g._data.shape != shape or anomaly):
-                    _check_grad(node, k, g, shape)
-                if isinstance(target, Function):
-                    if g is not None:
-                        buf = buffers.get(target)
-                        if buf is None:
-                            buf = buffers[target] = [None] * target.n_outputs
-                        old = buf[nr]
-                        buf[nr] = g if old is None else old + g
-                    left = deps[target] - 1
-                    deps[target] = left
-                    if left == 0:
-                        if target in buffers:
-                            ready.append(target)
-                        else:
-                            _skip(target, deps, ready, buffers)
-                elif g is not None:
-                    walk.leaf(target, g)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            while ready:
+                node = ready.pop()
+                grads = buffers.pop(node)
+                if slow_nodes or node._tensor_hooks or node._retained:
+                    walk.node_outputs(node, grads)
+                if node.n_outputs == 1:
+                    grad_inputs = type(node).backward(node, grads[0])
+                else:
+                    grad_inputs = _backward_multi(node, grads)
+                if type(grad_inputs) is not tuple:
+                    grad_inputs = (grad_inputs,)
+                edges = node.next_edges
+                if len(grad_inputs) < len(edges):
+                    raise RuntimeError(
+                        f"function {node.name()} returned an incorrect number of gradients "
+                        f"(expected {len(edges)}, got {len(grad_inputs)})")
+                if not retain_graph:
+                    node.release()
+                _send(node, edges, grad_inputs, buffers, deps, ready, walk, anomaly)
     finally:
         STATE.enabled = prev_mode
 
@@ -216,6 +198,35 @@ def run_backward(outputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                     "used in the graph. Set allow_unused=True if this is the desired behavior.")
         return tuple(walk.results)
     return None
+
+
+def _send(node, edges, grad_inputs, buffers, deps, ready, walk, anomaly) -> None:
+    """Deliver the gradients ``node`` computed along its edges: into the buffers of the nodes
+    they lead to (which become ready when their last edge has arrived) or to leaves."""
+    T = _function._TENSOR
+    for k, edge in enumerate(edges):
+        if edge is None:
+            continue
+        target, nr, shape = edge
+        g = grad_inputs[k]
+        if g is not None and (type(g) is not T or g._data.shape != shape or anomaly):
+            _check_grad(node, k, g, shape)
+        if isinstance(target, Function):
+            if g is not None:
+                buf = buffers.get(target)
+                if buf is None:
+                    buf = buffers[target] = [None] * target.n_outputs
+                old = buf[nr]
+                buf[nr] = g if old is None else old + g
+            left = deps[target] - 1
+            deps[target] = left
+            if left == 0:
+                if target in buffers:
+                    ready.append(target)
+                else:
+                    _skip(target, deps, ready, buffers)
+        elif g is not None:
+            walk.leaf(target, g)
 
 
 def _add(buffer, index, grad) -> None:
