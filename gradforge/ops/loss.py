@@ -129,7 +129,9 @@ class CrossEntropy(Function):
         cdim = _class_dim(x)
         classes = x.shape[cdim]
         shifted = x - x.max(axis=cdim, keepdims=True)
-        logp = shifted - xp.log(xp.exp(shifted).sum(axis=cdim, keepdims=True))
+        exps = xp.exp(shifted)
+        sums = exps.sum(axis=cdim, keepdims=True)
+        logp = shifted - xp.log(sums)
         index, valid, w_t = _class_targets(xp, x, target, weight, ignore_index, cdim)
         keep, smooth = 1.0 - label_smoothing, label_smoothing / classes
         loss = xp.take_along_axis(logp, index, cdim).squeeze(cdim) * (w_t * -keep)
@@ -149,7 +151,8 @@ class CrossEntropy(Function):
             ctx.B = onehot * (xp.expand_dims(w_t, cdim) * (keep * scale))
             if label_smoothing > 0:
                 ctx.B = ctx.B + valid * (smooth * scale) * (1.0 if w_c is None else w_c)
-            ctx.unit = xp.exp(logp) * ctx.a - ctx.B
+            exps /= sums  # the softmax
+            ctx.unit = exps * ctx.a - ctx.B
         return out
 
     @staticmethod
