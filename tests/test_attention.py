@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from module_oracle import check_module
 from oracle import DEVICES, check_grad, compare, mask
 
 import gradforge
@@ -11,9 +12,6 @@ from gradforge.ops.attention import SafeSoftmax, safe_softmax
 
 
 def sdpa(lib):
-    if lib is gradforge:
-        from gradforge.ops.attention import scaled_dot_product_attention
-        return scaled_dot_product_attention
     return lib.nn.functional.scaled_dot_product_attention
 
 
@@ -123,3 +121,103 @@ def test_sdpa_bad_inputs_name_the_shapes():
     with pytest.raises(RuntimeError, match=r"query heads \(3\).*key 2"):
         f(gradforge.randn(1, 3, 4, 3), gradforge.randn(1, 2, 5, 3), gradforge.randn(1, 2, 5, 3),
           enable_gqa=True)
+
+
+# -- nn.MultiheadAttention --------------------------------------------------------------------
+def _bool_mask(*shape, seed=3):
+    """Random True = 'masked out' entries (MultiheadAttention's convention), never a full row."""
+    m = np.random.default_rng(seed).random(shape) < 0.3
+    m[..., 0] = False
+    return m
+
+
+# (constructor kwargs, call: (lib, module, *inputs) -> outputs, input specs)
+MHA_CASES = {
+    "self_attention": ({}, lambda lib, m, x: m(x, x, x), [(5, 2, 8)]),
+    "batch_first_head_weights": (
+        {"batch_first": True},
+        lambda lib, m, x: m(x, x, x, average_attn_weights=False), [(2, 5, 8)]),
+    "cross_attention": ({}, lambda lib, m, q, kv: m(q, kv, kv), [(3, 2, 8), (5, 2, 8)]),
+    "separate_qkv": ({}, lambda lib, m, q, k, v: m(q, k, v),
+                     [(3, 2, 8), (5, 2, 8), (5, 2, 8)]),
+    "kdim_vdim": ({"kdim": 3, "vdim": 5}, lambda lib, m, q, k, v: m(q, k, v),
+                  [(3, 2, 8), (4, 2, 3), (4, 2, 5)]),
+    "no_bias_no_weights": ({"bias": False},
+                           lambda lib, m, x: m(x, x, x, need_weights=False), [(4, 2, 8)]),
+    "key_padding_mask": ({}, lambda lib, m, x, kpm: m(x, x, x, key_padding_mask=kpm),
+                         [(5, 2, 8), _bool_mask(2, 5)]),
+    "bool_attn_mask": ({"batch_first": True},
+                       lambda lib, m, x, am: m(x, x, x, attn_mask=am), [(2, 5, 8),
+                                                                          _bool_mask(5, 5)]),
+    "float_attn_mask_3d_and_padding": (
+        {}, lambda lib, m, x, am, kpm: m(x, x, x, attn_mask=am, key_padding_mask=kpm),
+        [(4, 2, 8), (2 * 2, 4, 4), np.where(_bool_mask(2, 4), -math.inf, 0.0)]),
+    "causal_hint": ({}, lambda lib, m, x, am: m(x, x, x, attn_mask=am, is_causal=True,
+                                                need_weights=False),
+                    [(4, 2, 8), ~np.tril(np.ones((4, 4), dtype=bool))]),
+    "bias_kv_zero_attn": ({"add_bias_kv": True, "add_zero_attn": True},
+                          lambda lib, m, x, kpm: m(x, x, x, key_padding_mask=kpm),
+                          [(4, 2, 8), _bool_mask(2, 4)]),
+    "unbatched": ({}, lambda lib, m, q, kv: m(q, kv, kv), [(3, 8), (4, 8)]),
+    "dropout_in_eval": ({"dropout": 0.5}, lambda lib, m, x: m(x, x, x), [(4, 2, 8)]),
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", list(MHA_CASES))
+def test_multihead_attention_matches_torch(name, device):
+    kwargs, call, specs = MHA_CASES[name]
+    check_module(lambda lib: lib.nn.MultiheadAttention(8, 2, **kwargs), call, specs,
+                 device=device)
+
+
+def test_multihead_attention_init_and_names():
+    torch = pytest.importorskip("torch")
+    for kwargs in ({}, {"kdim": 3, "vdim": 5, "add_bias_kv": True}, {"bias": False}):
+        mine = gradforge.nn.MultiheadAttention(16, 4, **kwargs)
+        theirs = torch.nn.MultiheadAttention(16, 4, **kwargs)
+        assert [(n, tuple(p.shape)) for n, p in mine.named_parameters()] == \
+            [(n, tuple(p.shape)) for n, p in theirs.named_parameters()]
+    mine = gradforge.nn.MultiheadAttention(16, 4)
+    bound = math.sqrt(6 / (16 + 3 * 16))  # xavier_uniform_ on the (3E, E) in_proj_weight
+    w = mine.in_proj_weight.detach().numpy()
+    assert np.abs(w).max() <= bound and w.std() > bound / 3
+    assert np.all(mine.in_proj_bias.detach().numpy() == 0)
+    assert np.all(mine.out_proj.bias.detach().numpy() == 0)
+
+
+def test_multihead_attention_dropout_in_training():
+    gradforge.manual_seed(0)
+    mha = gradforge.nn.MultiheadAttention(8, 2, dropout=0.5)
+    x = gradforge.randn(6, 1, 8)
+    _, weights = mha(x, x, x, average_attn_weights=False)
+    w = weights.detach().numpy()
+    # Dropped weights are 0, kept ones doubled, so rows no longer sum to 1.
+    assert (w == 0).mean() > 0.2 and not np.allclose(w.sum(-1), 1)
+    mha.eval()
+    _, weights = mha(x, x, x)
+    np.testing.assert_allclose(weights.detach().numpy().sum(-1), 1, rtol=1e-6)
+
+
+def test_multihead_attention_bad_inputs_name_the_sizes():
+    mha = gradforge.nn.MultiheadAttention(8, 2)
+    x = gradforge.randn(4, 2, 8)
+    with pytest.raises(ValueError, match=r"divisible by num_heads \(got embed_dim=8, "
+                                         r"num_heads=3\)"):
+        gradforge.nn.MultiheadAttention(8, 3)
+    with pytest.raises(RuntimeError, match=r"expected query with 8 features.*\(4, 2, 6\)"):
+        mha(gradforge.randn(4, 2, 6), x, x)
+    with pytest.raises(RuntimeError, match=r"2D attn_mask is \(3, 4\), but should be "
+                                           r"\(4, 4\)"):
+        mha(x, x, x, attn_mask=gradforge.zeros(3, 4))
+    with pytest.raises(RuntimeError, match=r"3D attn_mask is \(2, 4, 4\), but should be "
+                                           r"\(4, 4, 4\)"):
+        mha(x, x, x, attn_mask=gradforge.zeros(2, 4, 4))
+    with pytest.raises(RuntimeError, match=r"key_padding_mask shape of \(2, 4\), but got "
+                                           r"\(2, 5\)"):
+        mha(x, x, x, key_padding_mask=gradforge.zeros(2, 5, dtype=gradforge.bool))
+    with pytest.raises(RuntimeError, match="Need attn_mask if specifying the is_causal hint"):
+        mha(x, x, x, is_causal=True)
+    with pytest.raises(RuntimeError, match=r"key's sequence and batch dims \(4, 2\) do not "
+                                           r"match value's \(5, 2\)"):
+        mha(x, x, gradforge.randn(5, 2, 8))
