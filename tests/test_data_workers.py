@@ -188,3 +188,24 @@ def test_timeout():
     loader = DataLoader(Slow(), num_workers=1, timeout=0.2)
     with pytest.raises(RuntimeError, match="timed out after 0.2 seconds"):
         next(iter(loader))
+
+
+def test_unpicklable_dataset_with_spawn_fails_cleanly():
+    class Local(Dataset):  # defined in a function: spawn cannot pickle it
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return i
+
+    import multiprocessing
+    with pytest.raises(AttributeError, match="Can't pickle local object"):
+        next(iter(DataLoader(Local(), num_workers=2, multiprocessing_context="spawn")))
+    assert multiprocessing.active_children() == []  # no worker left behind
+
+
+def test_prefetch_factor_must_be_positive():
+    with pytest.raises(ValueError, match="prefetch_factor option should be positive, got 0"):
+        DataLoader(Squares(), num_workers=1, prefetch_factor=0)
+    loader = DataLoader(Squares(), batch_size=4, num_workers=2, prefetch_factor=1)
+    assert [v for b in loader for v in b.tolist()] == [i * i for i in range(13)]

@@ -155,8 +155,9 @@ def _check_worker_options(num_workers, timeout, prefetch_factor, persistent_work
         raise ValueError("prefetch_factor option could only be specified in multiprocessing. "
                          "let num_workers > 0 to enable multiprocessing, otherwise set "
                          "prefetch_factor to None.")
-    if prefetch_factor is not None and prefetch_factor < 0:
-        raise ValueError("prefetch_factor option should be non-negative")
+    if prefetch_factor is not None and prefetch_factor < 1:
+        # NOTE: torch accepts 0, which would start no work at all: every epoch came out empty.
+        raise ValueError(f"prefetch_factor option should be positive, got {prefetch_factor}")
     if persistent_workers and num_workers == 0:
         raise ValueError("persistent_workers option needs num_workers > 0")
 
@@ -196,28 +197,31 @@ class _MultiProcessIter(_BaseIter):
 
     def __init__(self, loader: DataLoader):
         super().__init__(loader)
-        self._shut = True  # nothing to shut down until the workers exist
         register_tensor_pickling()
         ctx = loader.multiprocessing_context
         if ctx is None or isinstance(ctx, str):
             ctx = multiprocessing.get_context(ctx)
         n = loader.num_workers
         self._result_queue = ctx.Queue()
-        self._index_queues = []
-        self._workers = []
-        for worker_id in range(n):
-            index_queue = ctx.Queue()
-            # NOTE: an abandoned epoch leaves indices nobody reads; without this the exit
-            # would wait for the queue's feeder thread to flush them.
-            index_queue.cancel_join_thread()
-            w = ctx.Process(target=worker_loop, daemon=True, args=(
-                loader.dataset, index_queue, self._result_queue, loader._auto_collation,
-                loader.collate_fn, loader.drop_last, self._base_seed, loader.worker_init_fn,
-                worker_id, n, os.getpid()))
-            w.start()
-            self._index_queues.append(index_queue)
-            self._workers.append(w)
+        self._index_queues: list = []
+        self._workers: list = []
         self._shut = False
+        try:
+            for worker_id in range(n):
+                index_queue = ctx.Queue()
+                # NOTE: an abandoned epoch leaves indices nobody reads; without this the exit
+                # would wait for the queue's feeder thread to flush them.
+                index_queue.cancel_join_thread()
+                w = ctx.Process(target=worker_loop, daemon=True, args=(
+                    loader.dataset, index_queue, self._result_queue, loader._auto_collation,
+                    loader.collate_fn, loader.drop_last, self._base_seed,
+                    loader.worker_init_fn, worker_id, n, os.getpid()))
+                w.start()  # with "spawn" this pickles the dataset, which may fail
+                self._index_queues.append(index_queue)
+                self._workers.append(w)
+        except BaseException:
+            self._shutdown(kill=True)
+            raise
         self._start_pass()
 
     def _start_pass(self) -> None:
@@ -324,5 +328,5 @@ class _MultiProcessIter(_BaseIter):
             q.close()
 
     def __del__(self):
-        if hasattr(self, "_shut"):
+        if hasattr(self, "_shut"):  # not when __init__ failed before the workers existed
             self._shutdown()
