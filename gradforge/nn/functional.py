@@ -65,31 +65,38 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    """``min(max(x, 0), 6)``."""
     return _maybe_inplace(_act.relu6, input, inplace)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """``x`` where positive, ``negative_slope * x`` elsewhere."""
     return _maybe_inplace(_act.leaky_relu, input, inplace, negative_slope)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """``x`` where positive, ``alpha * (exp(x) - 1)`` elsewhere."""
     return _maybe_inplace(_act.elu, input, inplace, alpha)
 
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """Scaled ELU with the self-normalising constants."""
     return _maybe_inplace(_act.selu, input, inplace)
 
 
 def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """``max(0, x) + min(0, alpha * (exp(x / alpha) - 1))``."""
     return _maybe_inplace(_act.celu, input, inplace, alpha)
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """``x * sigmoid(x)``."""
     return _maybe_inplace(_act.silu, input, inplace)
 
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
              inplace: bool = False) -> Tensor:
+    """``clamp(x, min_val, max_val)``, with zero gradient at and beyond the bounds."""
     return _maybe_inplace(_act.hardtanh, input, inplace, min_val, max_val)
 
 
@@ -114,10 +121,12 @@ def logsigmoid(input: Tensor) -> Tensor:
 
 
 def softsign(input: Tensor) -> Tensor:
+    """``x / (1 + |x|)``."""
     return input / (_abs(input) + 1)
 
 
 def tanhshrink(input: Tensor) -> Tensor:
+    """``x - tanh(x)``."""
     return input - tanh(input)
 
 
@@ -145,6 +154,7 @@ def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
 
 def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
             dtype=None) -> Tensor:
+    """``softmax(-x)`` along ``dim``."""
     return _softmax(-input, _implicit_dim("softmin", dim), dtype)
 
 

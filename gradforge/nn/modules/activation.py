@@ -144,21 +144,29 @@ class Sigmoid(Module):
 
 
 class Tanh(Module):
+    """``tanh(x)``."""
+
     def forward(self, input: Tensor) -> Tensor:
         return F.tanh(input)
 
 
 class LogSigmoid(Module):
+    """``log(sigmoid(x))``, stable for large ``|x|``."""
+
     def forward(self, input: Tensor) -> Tensor:
         return F.logsigmoid(input)
 
 
 class Softsign(Module):
+    """``x / (1 + |x|)``."""
+
     def forward(self, input: Tensor) -> Tensor:
         return F.softsign(input)
 
 
 class Tanhshrink(Module):
+    """``x - tanh(x)``."""
+
     def forward(self, input: Tensor) -> Tensor:
         return F.tanhshrink(input)
 

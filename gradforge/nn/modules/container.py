@@ -89,11 +89,13 @@ class Sequential(Module):
         return self
 
     def extend(self, sequential: Iterable[Module]) -> "Sequential":
+        """Append every module of ``sequential``."""
         for module in sequential:
             self.append(module)
         return self
 
     def pop(self, key) -> Module:
+        """Remove and return the module at ``key``."""
         module = self[key]
         del self[key]
         return module
@@ -145,10 +147,12 @@ class ModuleList(Module):
         return ModuleList([*self, *other])
 
     def append(self, module: Module) -> "ModuleList":
+        """Add ``module`` at the end."""
         self.add_module(str(len(self)), module)
         return self
 
     def extend(self, modules: Iterable[Module]) -> "ModuleList":
+        """Append every module of the iterable ``modules``."""
         if isinstance(modules, (Module, str)) or not hasattr(modules, "__iter__"):
             raise TypeError("ModuleList.extend should be called with an iterable, but got "
                             + type(modules).__name__)
@@ -157,11 +161,13 @@ class ModuleList(Module):
         return self
 
     def insert(self, index: int, module: Module) -> None:
+        """Put ``module`` before position ``index``."""
         modules = list(self._modules.values())
         modules.insert(index, module)
         _renumber(self, modules)
 
     def pop(self, key: int = -1) -> Module:
+        """Remove and return the module at ``key`` (the last by default)."""
         module = self[key]
         del self[key]
         return module
@@ -212,20 +218,25 @@ class ModuleDict(Module):
         return key in self._modules
 
     def clear(self) -> None:
+        """Remove every module."""
         self._modules.clear()
 
     def pop(self, key: str) -> Module:
+        """Remove and return the module under ``key``."""
         module = self[key]
         del self[key]
         return module
 
     def keys(self):
+        """The module names."""
         return self._modules.keys()
 
     def items(self):
+        """``(name, module)`` pairs."""
         return self._modules.items()
 
     def values(self):
+        """The modules."""
         return self._modules.values()
 
     def update(self, modules: Mapping[str, Module] | Iterable) -> None:

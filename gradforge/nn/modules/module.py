@@ -46,6 +46,7 @@ class RemovableHandle:
         RemovableHandle._next_id += 1
 
     def remove(self) -> None:
+        """Unregister the hook."""
         self.hooks.pop(self.id, None)
         for s in self.extra:
             s.discard(self.id)
@@ -318,6 +319,7 @@ class Module:
                                    remove_duplicate)
 
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        """The buffers of this module and (with ``recurse``) its descendants."""
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
@@ -328,6 +330,7 @@ class Module:
                                    remove_duplicate)
 
     def children(self) -> Iterator["Module"]:
+        """The direct child modules, each once."""
         for _, m in self.named_children():
             yield m
 
@@ -340,6 +343,7 @@ class Module:
                 yield name, module
 
     def modules(self) -> Iterator["Module"]:
+        """This module and all its descendants, each once."""
         for _, m in self.named_modules():
             yield m
 
@@ -374,6 +378,7 @@ class Module:
         return self.train(False)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        """Set ``requires_grad`` on every parameter (freeze with False)."""
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
@@ -439,21 +444,27 @@ class Module:
         return self._apply(convert)
 
     def cuda(self, device=None) -> "Module":
+        """Move parameters and buffers to a CUDA device."""
         return self._apply(lambda t: t.cuda(device))
 
     def cpu(self) -> "Module":
+        """Move parameters and buffers to the CPU."""
         return self._apply(lambda t: t.cpu())
 
     def float(self) -> "Module":
+        """Cast floating-point parameters and buffers to float32."""
         return self._apply(lambda t: t.float() if t.is_floating_point() else t)
 
     def double(self) -> "Module":
+        """Cast floating-point parameters and buffers to float64."""
         return self._apply(lambda t: t.double() if t.is_floating_point() else t)
 
     def half(self) -> "Module":
+        """Cast floating-point parameters and buffers to float16."""
         return self._apply(lambda t: t.half() if t.is_floating_point() else t)
 
     def type(self, dst_type) -> "Module":
+        """Cast every parameter and buffer to ``dst_type``."""
         return self._apply(lambda t: t.type(dst_type))
 
     # -- state dict --------------------------------------------------------------------------
