@@ -143,7 +143,7 @@ def attention_scores(query: Tensor, key: Tensor, attn_mask: Tensor | None = None
                      is_causal: bool = False, scale: float | None = None) -> Tensor:
     """The attention weights softmax(q k^T * scale + mask), shape (..., L, S).
 
-    ``attn_mask`` is boolean (True = takes part) or additive (same dtype as ``query``);
+    ``attn_mask`` is boolean (True = takes part) or additive (cast to the query's dtype);
     ``is_causal`` adds the lower-triangular mask (position i sees positions <= i).
     """
     L, S = query.shape[-2], key.shape[-2]
@@ -172,7 +172,7 @@ def attention_scores(query: Tensor, key: Tensor, attn_mask: Tensor | None = None
     return safe_softmax(scores, -1)
 
 
-def dropout_mask(input: Tensor, p: float) -> Tensor:
+def _dropout(input: Tensor, p: float) -> Tensor:
     """``input`` with elements zeroed with probability ``p`` and the rest scaled by 1/(1-p)."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
@@ -191,7 +191,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     Args:
         query: (..., L, E). key: (..., S, E). value: (..., S, Ev).
         attn_mask: boolean, True where a query may attend to a key (torch's convention), or
-            additive float of the query's dtype; broadcast to (..., L, S).
+            additive float; broadcast to (..., L, S).
         dropout_p: dropout probability on the attention weights (applied whenever > 0, as
             in torch; pass 0.0 in evaluation).
         is_causal: also mask future keys (j > i); combined with ``attn_mask`` if both given.
@@ -212,5 +212,5 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
         key, value = _repeat_heads(key, hq // hk), _repeat_heads(value, hq // hk)
     weights = attention_scores(query, key, attn_mask, is_causal, scale)
     if dropout_p > 0.0:
-        weights = dropout_mask(weights, dropout_p)
+        weights = _dropout(weights, dropout_p)
     return matmul(weights, value)
