@@ -8,7 +8,7 @@ from module_oracle import check_module
 from oracle import DEVICES, check_grad, compare, mask
 
 import gradforge
-from gradforge.ops.attention import SafeSoftmax, safe_softmax
+from gradforge.ops.attention import SafeSoftmax, merge_heads, safe_softmax, split_heads
 
 
 def sdpa(lib):
@@ -77,6 +77,21 @@ def test_safe_softmax_finite_differences():
     m = gradforge.tensor(_rows_masked(3, 4))
     check_grad(lambda lib, x: safe_softmax(lib.where(m, x, -math.inf), -1), [(2, 3, 4)])
     check_grad(lambda lib, x: SafeSoftmax.apply(x, 0), [(3, 2)])
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_split_and_merge_heads(batch_first):
+    x = gradforge.randn(3, 2, 3 * 4)  # (L, N, 3E) or (N, L, 3E), E = 4 split over 2 heads
+    q, k, v = split_heads(x, 2, 3, batch_first)
+    assert q.shape == (3 if batch_first else 2, 2, 2 if batch_first else 3, 2)
+    assert all(t.is_contiguous() for t in (q, k, v))
+    rebuilt = gradforge.cat([merge_heads(t, batch_first) for t in (q, k, v)], -1)
+    np.testing.assert_array_equal(rebuilt.numpy(), x.numpy())
+    # Head h of q holds features [h*d, (h+1)*d) of the first third, at every position.
+    x_np = x.numpy() if batch_first else x.numpy().transpose(1, 0, 2)
+    np.testing.assert_array_equal(q.numpy()[:, 1], x_np[..., 2:4])
+    check_grad(lambda lib, x: split_heads(x, 2, 3, batch_first), [(2, 3, 6)])
+    check_grad(lambda lib, x: merge_heads(x, batch_first), [(2, 2, 3, 2)])
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"is_causal": True}, {"scale": 0.7}])
