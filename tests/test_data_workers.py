@@ -199,9 +199,10 @@ def test_unpicklable_dataset_with_spawn_fails_cleanly():
             return i
 
     import multiprocessing
+    before = set(multiprocessing.active_children())
     with pytest.raises(AttributeError, match="Can't pickle local object"):
         next(iter(DataLoader(Local(), num_workers=2, multiprocessing_context="spawn")))
-    assert multiprocessing.active_children() == []  # no worker left behind
+    assert set(multiprocessing.active_children()) <= before  # no worker left behind
 
 
 def test_prefetch_factor_must_be_positive():

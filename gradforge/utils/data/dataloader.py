@@ -164,9 +164,16 @@ def _check_worker_options(num_workers, timeout, prefetch_factor, persistent_work
 
 class _BaseIter:
     def __init__(self, loader: DataLoader):
-        self._loader = loader
+        # NOTE: settings are copied rather than the loader kept: a persistent loader holds its
+        # iterator, and a reference back would make a cycle that only the cyclic GC frees,
+        # keeping the worker processes alive until then.
+        self._index_sampler = loader._index_sampler
+        self._num_workers = loader.num_workers
+        self._prefetch_factor = loader.prefetch_factor
+        self._timeout = loader.timeout
+        self._persistent = loader.persistent_workers
         self._pin = loader.pin_memory
-        self._sampler_iter = iter(loader._index_sampler)
+        self._sampler_iter = iter(self._index_sampler)
         # Drawn even without workers, so the global RNG advances the same way for any
         # num_workers (torch's contract).
         self._base_seed = draw_seed(loader.generator)
@@ -175,7 +182,7 @@ class _BaseIter:
         return self
 
     def __len__(self) -> int:
-        return len(self._loader._index_sampler)
+        return len(self._index_sampler)
 
     def _finish(self, data):
         return pin_memory(data) if self._pin else data
@@ -225,17 +232,17 @@ class _MultiProcessIter(_BaseIter):
         self._start_pass()
 
     def _start_pass(self) -> None:
-        n = self._loader.num_workers
+        n = self._num_workers
         self._active = [True] * n
         self._cycle = itertools.cycle(range(n))
         self._tasks: dict = {}  # task -> [worker_id] or [worker_id, batch]
         self._send_idx = self._rcvd_idx = 0
-        for _ in range(self._loader.prefetch_factor * n):
+        for _ in range(self._prefetch_factor * n):
             self._put_index()
 
     def reset(self) -> None:
         """Start a new epoch on the same (persistent) workers."""
-        self._sampler_iter = iter(self._loader._index_sampler)
+        self._sampler_iter = iter(self._index_sampler)
         for q in self._index_queues:
             q.put(RESUME)
         # Each worker answers RESUME after everything it was asked before, so results of an
@@ -262,7 +269,7 @@ class _MultiProcessIter(_BaseIter):
 
     def _get(self):
         start = time.monotonic()
-        timeout = self._loader.timeout
+        timeout = self._timeout
         while True:
             try:
                 return self._result_queue.get(timeout=_QUEUE_POLL_S)
@@ -286,7 +293,7 @@ class _MultiProcessIter(_BaseIter):
                 del self._tasks[self._rcvd_idx]
                 self._rcvd_idx += 1
             else:
-                if not self._loader.persistent_workers:
+                if not self._persistent:
                     self._shutdown()
                 raise StopIteration
             info = self._tasks[self._rcvd_idx]
