@@ -75,9 +75,10 @@ def copy_step(xp, nbytes: int) -> Callable:
     return lambda: dst.data.copy_from_device_async(src.data, half)
 
 
-def kernel_cases() -> list[KernelCase]:
-    shape = (32, 64, 56, 56)
-    pool_shape = (32, 64, 112, 112)
+def kernel_cases(batch: int = 32) -> list[KernelCase]:
+    """The kernels at ResNet-18 sizes (``batch`` smaller for a quick smoke run)."""
+    shape = (batch, 64, 56, 56)
+    pool_shape = (batch, 64, 112, 112)
     text = "x".join(map(str, shape))
     pool_text = "x".join(map(str, pool_shape))
     return [

@@ -71,10 +71,10 @@ def run_workload(w: Workload, device: str, torch, reps: int, warmup: int) -> dic
     return row
 
 
-def run_kernels(reps: int, warmup: int) -> list[dict]:
+def run_kernels(reps: int, warmup: int, batch: int) -> list[dict]:
     backend = gradforge.device("cuda").backend
     rows = []
-    for case in kernel_cases():
+    for case in kernel_cases(batch):
         kernel, moved, xp = case.build(backend, np.random.default_rng(0))
         sync = gradforge.cuda.synchronize
         timed = interleaved({"kernel": kernel, "copy": copy_step(xp, moved)},
@@ -140,8 +140,8 @@ def kernel_table(rows: list[dict]) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['name']} | {r['shape']} | {format_seconds(r['kernel_s'])} | "
-                     f"{format_seconds(r['copy_s'])} | {r['kernel_gbps']:.0f} | "
-                     f"{r['copy_gbps']:.0f} | {r['fraction_of_copy']:.0%} |")
+                     f"{format_seconds(r['copy_s'])} | {r['kernel_gbps']:.3g} | "
+                     f"{r['copy_gbps']:.3g} | {r['fraction_of_copy']:.0%} |")
     return "\n".join(lines)
 
 
@@ -163,7 +163,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--only", help="comma-separated workload names or prefixes")
     parser.add_argument("--json", help="write the results and the environment to this file")
-    parser.add_argument("--quick", action="store_true", help="two samples each: a smoke run")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: two samples each, kernels at batch 1")
     parser.add_argument("--reps", type=int, help="samples per library (default per workload)")
     args = parser.parse_args(argv)
 
@@ -192,7 +193,8 @@ def main(argv=None) -> int:
     print(table(rows))
     kernels = []
     if args.device == "cuda" and (not args.only or "kernels" in args.only):
-        kernels = run_kernels(args.reps or (3 if args.quick else 20), warmup)
+        kernels = run_kernels(args.reps or (2 if args.quick else 20), warmup,
+                              batch=1 if args.quick else 32)
         print("\n" + kernel_table(kernels))
     if args.json:
         results = {"environment": environment(args.device, torch), "workloads": rows,

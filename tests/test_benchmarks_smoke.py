@@ -1,17 +1,25 @@
 """The benchmark entry point runs and prints its table (format only: tests never time anything)."""
 import json
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-RUN = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+RUN = TESTS.parent / "benchmarks" / "run.py"
 DURATION = r"\d+(\.\d+)? (s|ms|us|ns)"
 
 
-def run(*args, timeout=300):
+def run(*args, timeout=300, env=None):
     return subprocess.run([sys.executable, str(RUN), *args], capture_output=True, text=True,
-                          timeout=timeout, check=False)
+                          timeout=timeout, check=False, env=env)
+
+
+def cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
 def test_quick_overhead_run_prints_the_table_and_writes_json(tmp_path):
@@ -21,21 +29,43 @@ def test_quick_overhead_run_prints_the_table_and_writes_json(tmp_path):
     lines = done.stdout.strip().splitlines()
     assert lines[0] == "| workload | shape | gradforge | PyTorch | ratio | throughput |"
     assert lines[1] == "|---|---|---|---|---|---|"
-    cells = [c.strip() for c in lines[2].strip("|").split("|")]
-    assert len(cells) == 6 and cells[0] == "overhead"
-    assert re.fullmatch(DURATION, cells[2]), cells
-    torch_ran = cells[3] != "-"
+    row = cells(lines[2])
+    assert len(row) == 6 and row[0] == "overhead"
+    assert re.fullmatch(DURATION, row[2]), row
+    torch_ran = row[3] != "-"
     if torch_ran:
-        assert re.fullmatch(DURATION, cells[3]) and re.fullmatch(r"\d+\.\d\dx", cells[4]), cells
+        assert re.fullmatch(DURATION, row[3]) and re.fullmatch(r"\d+\.\d\dx", row[4]), row
     results = json.loads(out.read_text())
     assert results["environment"]["device"] == "cpu"
-    (row,) = results["workloads"]
-    assert row["name"] == "overhead" and row["per"] == 1000
-    assert len(row["gradforge_samples_s"]) == 2 and row["gradforge_s"] > 0
-    assert ("ratio" in row) == torch_ran
+    (saved,) = results["workloads"]
+    assert saved["name"] == "overhead" and saved["per"] == 1000
+    assert len(saved["gradforge_samples_s"]) == 2 and saved["gradforge_s"] > 0
+    assert ("ratio" in saved) == torch_ran
 
 
 def test_unknown_workload_names_the_choices():
     done = run("--only", "no_such_workload")
     assert done.returncode != 0
     assert "matches no workload" in done.stderr and "overhead" in done.stderr
+
+
+@pytest.mark.cuda
+def test_cuda_run_adds_the_kernel_bandwidth_table(tmp_path):
+    """On the GPU (or the simulated one in CI): synchronized timing and the kernel table."""
+    out = tmp_path / "cuda.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH",
+                                                                                   "")]))
+    done = run("--device", "cuda", "--quick", "--only", "overhead,kernels", "--json", str(out),
+               env=env)
+    assert done.returncode == 0, done.stderr
+    tables = done.stdout.strip().split("\n\n")
+    assert len(tables) == 2
+    kernel_lines = tables[1].splitlines()
+    assert cells(kernel_lines[0]) == ["kernel", "shape", "kernel", "d2d copy", "kernel GB/s",
+                                      "copy GB/s", "of copy"]
+    names = [cells(line)[0] for line in kernel_lines[2:]]
+    assert names == ["im2col", "col2im", "max_pool2d_forward", "max_pool2d_backward",
+                     "avg_pool2d_forward", "avg_pool2d_backward"]
+    results = json.loads(out.read_text())
+    assert results["environment"]["gpu"] and results["environment"]["cuda_driver"] > 0
+    assert all(k["bytes"] > 0 and k["fraction_of_copy"] > 0 for k in results["kernels"])

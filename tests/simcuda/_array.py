@@ -10,6 +10,7 @@ scalar, as CuPy's are. Everything else is NumPy's behaviour.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 
 import numpy as np
 
@@ -106,6 +107,15 @@ class _DevicePointer:
     def __init__(self, ptr: int, device_id: int):
         self.ptr = ptr
         self.device_id = device_id
+
+    def copy_from_device_async(self, src: _DevicePointer, size: int, stream=None) -> None:
+        """``cudaMemcpyAsync`` device to device: both ranges must be simulated device memory."""
+        for p in (self, src):
+            if _device.device_of_range(p.ptr, size) is None:
+                raise ValueError(f"{size} bytes at {p.ptr:#x} are not in device memory")
+        ctypes.memmove(self.ptr, src.ptr, size)
+
+    copy_from_device = copy_from_device_async  # the simulation is synchronous anyway
 
 
 class ndarray:
