@@ -11,9 +11,9 @@ accuracies of every epoch.
 
 On the Fashion-MNIST subset embedded in gradforge (10,000 training and 2,000 test images)
 the 784-256-128-10 network reaches about 87% test accuracy in 20 epochs (86.5-87.3% over
-seeds 0-2), in 10-25 seconds on a 2-core CPU. On a machine busy with other processes, run
-it with OPENBLAS_NUM_THREADS=1: NumPy's BLAS threads otherwise spin waiting for each other
-and the same run can take minutes.
+seeds 0-2). That takes 5 s of CPU time, 15 s of wall time on a 2-core CPU shared with
+other work. On such a busy machine run it with OPENBLAS_NUM_THREADS=1: NumPy's two BLAS
+threads otherwise spin waiting for each other, and the same run took over 3 minutes.
 """
 from __future__ import annotations
 
