@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 from module_oracle import check_module
-from oracle import DEVICES, check_grad, compare, mask
+from oracle import DEVICES, compare, mask
 
 import gradforge
 from gradforge.ops.attention import SafeSoftmax, merge_heads, safe_softmax, split_heads
@@ -73,12 +73,6 @@ def test_sdpa_fully_masked_row_is_zero_with_zero_gradient():
     assert np.isfinite(k.grad.numpy()).all() and np.isfinite(v.grad.numpy()).all()
 
 
-def test_safe_softmax_finite_differences():
-    m = gradforge.tensor(_rows_masked(3, 4))
-    check_grad(lambda lib, x: safe_softmax(lib.where(m, x, -math.inf), -1), [(2, 3, 4)])
-    check_grad(lambda lib, x: SafeSoftmax.apply(x, 0), [(3, 2)])
-
-
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_split_and_merge_heads(batch_first):
     x = gradforge.randn(3, 2, 3 * 4)  # (L, N, 3E) or (N, L, 3E), E = 4 split over 2 heads
@@ -90,19 +84,6 @@ def test_split_and_merge_heads(batch_first):
     # Head h of q holds features [h*d, (h+1)*d) of the first third, at every position.
     x_np = x.numpy() if batch_first else x.numpy().transpose(1, 0, 2)
     np.testing.assert_array_equal(q.numpy()[:, 1], x_np[..., 2:4])
-    check_grad(lambda lib, x: split_heads(x, 2, 3, batch_first), [(2, 3, 6)])
-    check_grad(lambda lib, x: merge_heads(x, batch_first), [(2, 2, 3, 2)])
-
-
-@pytest.mark.parametrize("kwargs", [{}, {"is_causal": True}, {"scale": 0.7}])
-def test_sdpa_finite_differences(kwargs):
-    check_grad(lambda lib, q, k, v: sdpa(lib)(q, k, v, **kwargs),
-               [(2, 3, 2), (2, 3, 2), (2, 3, 3)])
-
-
-def test_sdpa_finite_differences_additive_mask():
-    check_grad(lambda lib, q, k, v, m: sdpa(lib)(q, k, v, attn_mask=m),
-               [(1, 3, 2), (1, 4, 2), (1, 4, 2), (3, 4)])
 
 
 def test_sdpa_dropout_keeps_expectation_and_is_seeded():
@@ -136,6 +117,31 @@ def test_sdpa_bad_inputs_name_the_shapes():
     with pytest.raises(RuntimeError, match=r"query heads \(3\).*key 2"):
         f(gradforge.randn(1, 3, 4, 3), gradforge.randn(1, 2, 5, 3), gradforge.randn(1, 2, 5, 3),
           enable_gqa=True)
+
+
+# -- finite-difference cases (run by test_autograd_registry.py): ops/attention -------------
+_MASK = _rows_masked(3, 4)
+GRAD_CASES = {
+    "SafeSoftmax": [
+        (lambda lib, x: SafeSoftmax.apply(x, 0), [(3, 2)]),
+        # fully masked row: zero output and zero gradient, also to second order
+        (lambda lib, x: safe_softmax(lib.where(lib.tensor(_MASK), x, -math.inf), -1),
+         [(2, 3, 4)]),
+        (lambda lib, q, k, v: sdpa(lib)(q, k, v), [(2, 3, 2), (2, 3, 2), (2, 3, 3)]),
+        (lambda lib, q, k, v: sdpa(lib)(q, k, v, is_causal=True, scale=0.7),
+         [(2, 3, 2), (2, 3, 2), (2, 3, 3)]),
+        (lambda lib, q, k, v, m: sdpa(lib)(q, k, v, attn_mask=m),
+         [(1, 3, 2), (1, 4, 2), (1, 4, 2), (3, 4)]),
+    ],
+    "SplitHeads": [
+        (lambda lib, x: split_heads(x, 2, 3), [(2, 3, 6)]),
+        (lambda lib, x: split_heads(x, 2, 1, batch_first=True), [(3, 2, 4)]),
+    ],
+    "MergeHeads": [
+        (lambda lib, x: merge_heads(x), [(2, 2, 3, 2)]),
+        (lambda lib, x: merge_heads(x, batch_first=True), [(2, 2, 3, 2)]),
+    ],
+}
 
 
 # -- nn.MultiheadAttention --------------------------------------------------------------------

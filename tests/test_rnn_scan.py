@@ -3,7 +3,7 @@ oracle, finite differences of every packed output (first and second order), long
 and bad input."""
 import numpy as np
 import pytest
-from oracle import DEVICES, check_grad
+from oracle import DEVICES
 
 import gradforge
 from gradforge.ops.rnn import GRUScan, LSTMScan, RNNScan, gru_scan, lstm_scan, rnn_scan
@@ -78,27 +78,20 @@ def test_scan_matches_torch_layer(kind, reverse, device):
         close(p.grad, getattr(layer, name).grad, name)
 
 
-SCAN_FUNCTIONS = {
-    "lstm": (lambda rev: lambda lib, gx, h0, c0, w: LSTMScan.apply(gx, h0, c0, w, rev),
-             [(3, 2, 8), (2, 2), (2, 2), (8, 2)]),
-    "gru": (lambda rev: lambda lib, gx, h0, w, b: GRUScan.apply(gx, h0, w, b, rev),
-            [(3, 2, 6), (2, 2), (6, 2), (6,)]),
-    "gru_no_bias": (lambda rev: lambda lib, gx, h0, w: GRUScan.apply(gx, h0, w, None, rev),
-                    [(2, 2, 6), (2, 2), (6, 2)]),
-    "rnn_tanh": (lambda rev: lambda lib, gx, h0, w: RNNScan.apply(gx, h0, w, "tanh", rev),
-                 [(3, 2, 2), (2, 2), (2, 2)]),
-    "rnn_relu": (lambda rev: lambda lib, gx, h0, w: RNNScan.apply(gx, h0, w, "relu", rev),
-                 [(3, 2, 2), (2, 2), (2, 2)]),
+# -- finite-difference cases (run by test_autograd_registry.py) -----------------------------
+# Every output is checked, the packed one (gates, cell and hidden states of every step)
+# included, so backward is exercised with a gradient on each block, as double backward needs.
+GRAD_CASES = {
+    "LSTMScan": [(lambda lib, gx, h0, c0, w, rev=rev: LSTMScan.apply(gx, h0, c0, w, rev),
+                  [(3, 2, 8), (2, 2), (2, 2), (8, 2)]) for rev in (False, True)],
+    "GRUScan": [(lambda lib, gx, h0, w, b, rev=rev: GRUScan.apply(gx, h0, w, b, rev),
+                 [(3, 2, 6), (2, 2), (6, 2), (6,)]) for rev in (False, True)]
+    + [(lambda lib, gx, h0, w: GRUScan.apply(gx, h0, w, None, False),
+        [(2, 2, 6), (2, 2), (6, 2)])],
+    "RNNScan": [(lambda lib, gx, h0, w, act=act, rev=rev: RNNScan.apply(gx, h0, w, act, rev),
+                 [(3, 2, 2), (2, 2), (2, 2)])
+                for act in ("tanh", "relu") for rev in (False, True)],
 }
-
-
-@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
-@pytest.mark.parametrize("name", list(SCAN_FUNCTIONS))
-def test_scan_finite_differences(name, reverse):
-    # The packed output (gates, cell and hidden states of every step) is checked whole, so
-    # the backward is exercised with a gradient on every block, as double backward needs.
-    make, specs = SCAN_FUNCTIONS[name]
-    check_grad(make(reverse), specs)
 
 
 def test_bptt_over_2000_steps():
