@@ -45,7 +45,10 @@ __version__ = "14.0.0+simulated"
 def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0) -> ndarray:
     """A device array on the current device from host data or a device array (copied)."""
     if isinstance(obj, ndarray):
-        if not copy and (dtype is None or _np.dtype(dtype) == obj.dtype) and ndmin <= obj.ndim:
+        # NOTE: like CuPy, order="C"/"F" copies an array without that layout (ascontiguousarray).
+        layout_ok = order in ("K", "A") or obj._a.flags[f"{order}_CONTIGUOUS"]
+        if not copy and layout_ok and (dtype is None or _np.dtype(dtype) == obj.dtype) and \
+                ndmin <= obj.ndim:
             return obj
         return _new(_np.array(obj._a, dtype=dtype, copy=True, order=order, ndmin=ndmin))
     host = _unwrap(obj, host_ok=True, check=False)
