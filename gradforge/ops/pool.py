@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.function import Function
+from ..backend.dtypes import int64
 from ..tensor import Tensor
 from .indexing import gather
 from .matmul import matmul
@@ -267,8 +268,9 @@ def _adaptive_args(input: Tensor, output_size, nd: int, op: str):
         raise RuntimeError(f"{op}: output_size must be {nd} (got {output_size})")
     # NOTE: None keeps that dim's input size, as in torch.
     sizes = tuple(n if s is None else int(s) for s, n in zip(sizes, input.shape[-nd:]))
-    if any(s < 1 for s in sizes):
-        raise RuntimeError(f"{op}: elements of output_size must be positive, but got {sizes}")
+    if any(s < 0 for s in sizes):
+        raise RuntimeError(f"{op}: elements of output_size must be greater than or equal to 0 "
+                           f"but received {sizes}")
     x = input.unsqueeze(0) if input.ndim == nd + 1 else input
     if nd == 1:
         x, sizes = x.unsqueeze(2), (1, *sizes)
@@ -284,9 +286,16 @@ def _averaging_matrix(n: int, out: int, like: Tensor) -> Tensor:
     return Tensor._make(like._device.backend.asarray(m), like._device)
 
 
+def _empty(x: Tensor, out_hw) -> Tensor:
+    """An output with no elements (a zero output size), still in the graph of ``x``."""
+    return x.sum((2, 3), keepdim=True).expand(*x.shape[:2], *out_hw)
+
+
 def _adaptive_avg(x: Tensor, out_hw) -> Tensor:
     h, w = x.shape[2:]
     oh, ow = out_hw
+    if oh * ow == 0:
+        return _empty(x, out_hw)
     if (oh, ow) == (1, 1):
         return x.mean((2, 3), keepdim=True)
     if h % oh == 0 and w % ow == 0:
@@ -318,6 +327,8 @@ def adaptive_avg_pool1d(input: Tensor, output_size) -> Tensor:
 def _adaptive_max(x: Tensor, out_hw):
     h, w = x.shape[2:]
     oh, ow = out_hw
+    if oh * ow == 0:
+        return _empty(x, out_hw), x.new_zeros((*x.shape[:2], oh, ow), dtype=int64)
     if h % oh == 0 and w % ow == 0:
         kh, kw = h // oh, w // ow
         return MaxPool2d.apply(x, (kh, kw, kh, kw, 0, 0, 1, 1, False))
