@@ -135,6 +135,21 @@ class Tensor:
     def __hash__(self) -> int:
         return id(self)
 
+    def __deepcopy__(self, memo: dict) -> Tensor:
+        if self.grad_fn is not None:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
+                               "support the deepcopy protocol at the moment.")
+        new = type(self)._make(self._data.copy(), self._device, self.requires_grad)
+        memo[id(self)] = new
+        if self.grad is not None:
+            new.grad = self.grad.__deepcopy__(memo)
+        return new
+
+    def __reduce_ex__(self, protocol):
+        # Pickled as a host array, its device and requires_grad; the graph is not kept.
+        return _rebuild, (type(self), self._device.backend.to_host(self._data),
+                          str(self._device), self.requires_grad)
+
     # -- conversion -------------------------------------------------------------------------
     def item(self):
         if self._data.size != 1:
@@ -368,6 +383,13 @@ class Tensor:
     @property
     def mT(self) -> Tensor:
         return ops.transpose(self, -2, -1)
+
+
+def _rebuild(cls, array, device, requires_grad):
+    """Unpickle a tensor (see ``Tensor.__reduce_ex__``)."""
+    from .backend import as_device
+    dev = as_device(device)
+    return cls._make(dev.backend.asarray(array), dev, requires_grad)
 
 
 class Size(tuple):

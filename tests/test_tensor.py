@@ -1,6 +1,8 @@
 """Tensor attributes and conversions: shape/size/dim, item/tolist/numpy/__array__, DLPack with
 NumPy and torch, to(device, dtype), type_as, clone/contiguous/detach, repr, devices."""
+import copy
 import importlib
+import pickle
 
 import numpy as np
 import pytest
@@ -144,6 +146,18 @@ def test_clone_contiguous_detach():
     assert not y.requires_grad and y.grad_fn is None
     z = x.data
     assert not z.requires_grad and np.shares_memory(z.numpy(), d.numpy())
+
+
+def test_deepcopy_and_pickle():
+    x = gradforge.tensor([1.0, 2.0], requires_grad=True)
+    (x * 3).sum().backward()
+    y = copy.deepcopy(x)
+    assert y.tolist() == [1.0, 2.0] and y.requires_grad and y.grad.tolist() == [3.0, 3.0]
+    assert not np.shares_memory(y.detach().numpy(), x.detach().numpy())
+    z = pickle.loads(pickle.dumps(x * 2))
+    assert z.tolist() == [2.0, 4.0] and z.requires_grad and z.is_leaf
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        copy.deepcopy(x * 2)
 
 
 def test_requires_grad_():
