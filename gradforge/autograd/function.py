@@ -208,6 +208,8 @@ def _wrap_constant(ctx, raw, args):
     """Outputs of a forward that records nothing."""
     T = _TENSOR
     dev = ctx.device
+    if type(raw) is dev.xp.ndarray and not ctx.is_view:
+        return T._make(raw, dev)   # the common case
     if type(raw) is tuple:
         return tuple(T._make(_as_array(o, dev), dev) for o in raw)
     if ctx.is_view:

@@ -28,7 +28,9 @@ class Add(Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        return grad_output, grad_output if ctx.alpha == 1 else grad_output * ctx.alpha, None
+        if ctx.alpha == 1 or not ctx.needs_input_grad[1]:
+            return grad_output, grad_output, None
+        return grad_output, grad_output * ctx.alpha, None
 
 
 def add(input, other, *, alpha=1) -> Tensor:
@@ -46,6 +48,8 @@ class Sub(Function):
 
     @staticmethod
     def backward(ctx, grad_output):
+        if not ctx.needs_input_grad[1]:
+            return grad_output, None, None
         return grad_output, -grad_output if ctx.alpha == 1 else grad_output * -ctx.alpha, None
 
 
