@@ -3,6 +3,8 @@
 NumPy on the CPU, CuPy and hand-written CUDA kernels on NVIDIA GPUs; ``import gradforge as
 torch`` runs a PyTorch training loop.
 """
+import builtins
+
 from . import autograd
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import device
@@ -26,13 +28,17 @@ half, float, double, long, int, short = float16, float32, float64, int64, int32,
 __version__ = "0.1.0"
 
 
-def is_tensor(obj) -> "builtins.bool":
+# NOTE: the dtype names above shadow the builtins bool, float and int in this module.
+def is_tensor(obj) -> builtins.bool:
+    """True if ``obj`` is a gradforge Tensor."""
     return isinstance(obj, Tensor)
 
 
-def numel(input: Tensor) -> "builtins.int":
+def numel(input: Tensor) -> builtins.int:
+    """The number of elements of ``input``."""
     return input.numel()
 
 
-def is_floating_point(input: Tensor) -> "builtins.bool":
+def is_floating_point(input: Tensor) -> builtins.bool:
+    """True if ``input`` has a floating dtype."""
     return input.is_floating_point()
