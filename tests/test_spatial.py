@@ -2,6 +2,7 @@
 differences of first and second order, and bad input."""
 import numpy as np
 import pytest
+from module_oracle import check_module
 from oracle import DEVICES, check_grad, compare
 
 import gradforge
@@ -194,3 +195,20 @@ def test_bad_input_is_refused_by_torch_too():
             (lambda: tF.fold(torch.zeros(2, 8, 8), 4, 2), RuntimeError)):
         with pytest.raises(error):
             call()
+
+
+UPSAMPLE = {
+    "scale": lambda nn: nn.Upsample(scale_factor=2),
+    "size-bilinear": lambda nn: nn.Upsample(size=(5, 7), mode="bilinear"),
+    "scale-tuple-align": lambda nn: nn.Upsample(scale_factor=(1.5, 2), mode="bilinear",
+                                                align_corners=True),
+    "nearest2d": lambda nn: nn.UpsamplingNearest2d(size=6),
+    "bilinear2d": lambda nn: nn.UpsamplingBilinear2d(scale_factor=2),
+}
+
+
+@pytest.mark.parametrize("make", UPSAMPLE.values(), ids=UPSAMPLE.keys())
+def test_upsample_modules_match_torch(make):
+    torch = pytest.importorskip("torch")
+    assert repr(make(gradforge.nn)) == repr(make(torch.nn))
+    check_module(lambda lib: make(lib.nn), lambda lib, m, x: m(x), [(2, 2, 3, 4)])
