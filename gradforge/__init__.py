@@ -3,6 +3,7 @@
 NumPy on the CPU, CuPy and hand-written CUDA kernels on NVIDIA GPUs; ``import gradforge as
 torch`` runs a PyTorch training loop.
 """
+# ruff: noqa: F401, I001  (the public namespace: re-exports, in dependency order)
 import builtins
 
 from . import autograd
@@ -12,8 +13,8 @@ from .backend.dtypes import (bool_ as bool, dtype, float16, float32, float64,
                              get_default_dtype, int8, int16, int32, int64, set_default_dtype,
                              uint8)
 from .tensor import Size, Tensor
-from .ops import *  # noqa: F401,F403  the op library is the top-level namespace, as in torch
-from .ops import TENSOR_METHODS as _TENSOR_METHODS  # noqa: F401
+from .ops import *  # the op library is the top-level namespace, as in torch
+from .ops import TENSOR_METHODS as _TENSOR_METHODS
 from .random import (Generator, get_rng_state, initial_seed, manual_seed, seed,
                      set_rng_state, default_generator)
 from . import cuda

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import as_device, device as _device_cls
+from .backend import as_device
+from .backend import device as _device_cls
 
 _DEFAULT_SEED = 67280421310721  # torch's default initial seed
 _MASK64 = (1 << 64) - 1
@@ -32,7 +33,7 @@ class Generator:
             self._rng = self._device().backend.new_generator(self._seed)
         return self._rng
 
-    def manual_seed(self, seed: int) -> "Generator":
+    def manual_seed(self, seed: int) -> Generator:
         seed = int(seed)
         if not -(1 << 63) <= seed < (1 << 64):
             raise RuntimeError(f"Overflow when unpacking long: seed {seed} out of range")
@@ -55,7 +56,7 @@ class Generator:
         return tensor(np.frombuffer(self._device().backend.rng_state_bytes(self.rng, self._seed),
                                     dtype=np.uint8).copy())
 
-    def set_state(self, state) -> "Generator":
+    def set_state(self, state) -> Generator:
         data = bytes(np.asarray(state.cpu().numpy() if hasattr(state, "numpy") else state,
                                 dtype=np.uint8))
         self._seed, self._rng = self._device().backend.rng_from_state_bytes(data)

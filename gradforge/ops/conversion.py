@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from ..autograd.function import Function
-from ..backend import as_device, device as _device_cls
-from ..backend.dtypes import dtype as _dtype_cls, to_dtype
+from ..backend import as_device
+from ..backend import device as _device_cls
+from ..backend.dtypes import dtype as _dtype_cls
+from ..backend.dtypes import to_dtype
 from ..tensor import Tensor
 
 
@@ -73,7 +75,6 @@ def to(input, *args, **kwargs) -> Tensor:
     if dev is not None:
         dev = as_device(dev)
         if dev != out._device:
-            dev.backend  # raises a clear error now if CUDA is not usable here
             out = ToDevice.apply(out, dev)
     if copy and out is input:
         out = clone(input)
