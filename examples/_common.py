@@ -107,7 +107,7 @@ def augment(x: gradforge.Tensor, generator: gradforge.Generator, pad: int = 2) -
     Shape:
         x: (N, C, H, W); output: the same.
     """
-    n, c, h, w = x.shape
+    n, _, h, w = x.shape
     shift_y = gradforge.randint(-pad, pad + 1, (n, 1, 1), generator=generator)
     shift_x = gradforge.randint(-pad, pad + 1, (n, 1, 1), generator=generator)
     flip = gradforge.rand(n, 1, 1, generator=generator) < 0.5

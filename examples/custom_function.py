@@ -1,4 +1,4 @@
-"""A user-defined autograd Function: its own forward and backward, checked, then differentiated twice.
+"""A user-defined autograd Function with its own backward, checked, then differentiated twice.
 
     python examples/custom_function.py          # about a second, CPU only
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 
-import gradforge as torch
-import gradforge.nn as nn
-import gradforge.nn.functional as F
-from gradforge.utils.data import DataLoader, TensorDataset
-
 from _common import evaluate, load_data, pick_device
+
+import gradforge as torch
+import gradforge.nn.functional as F
+from gradforge import nn
+from gradforge.utils.data import DataLoader, TensorDataset
 
 
 class LeNet5(nn.Module):

@@ -18,13 +18,12 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from _common import augment, evaluate, load_data, pick_device, pyplot
 
 import gradforge as torch
-import gradforge.nn as nn
 import gradforge.nn.functional as F
+from gradforge import nn
 from gradforge.utils.data import DataLoader, TensorDataset
-
-from _common import augment, evaluate, load_data, pick_device, pyplot
 
 
 class BasicBlock(nn.Module):

@@ -35,16 +35,25 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from _common import (
+    Data,
+    Progress,
+    UsageError,
+    augment,
+    evaluate,
+    load_data,
+    pick_device,
+    pyplot,
+    save_image_grid,
+)
+from lenet_fashion_mnist import LeNet5
+from mlp_fashion_mnist import mlp
+from resnet_fashion_mnist import ResNet
 
 import gradforge
-import gradforge.nn as nn
 import gradforge.nn.functional as F
+from gradforge import nn
 from gradforge.utils.data import DataLoader, TensorDataset
-
-from _common import Data, Progress, UsageError, augment, evaluate, load_data, pick_device, \
-    pyplot, save_image_grid
-from lenet_fashion_mnist import LeNet5
-from resnet_fashion_mnist import ResNet
 
 MODELS = ("mlp", "lenet", "cnn", "resnet")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -61,12 +70,6 @@ RESUME_OVERRIDES = ("epochs",)
 
 
 # -- models -------------------------------------------------------------------------------------
-def mlp() -> nn.Module:
-    """A two-hidden-layer perceptron on the flattened image."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128),
-                         nn.ReLU(), nn.Linear(128, 10))
-
-
 def cnn(width: int = 16) -> nn.Module:
     """Two conv-BN-ReLU-max-pool blocks (28 -> 14 -> 7 pixels), then fully connected."""
     def block(c_in: int, c_out: int) -> list:
@@ -120,7 +123,8 @@ def _positive(kind):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") \
+                from None
         if not value > 0:
             raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
         return value
@@ -174,10 +178,11 @@ def settings_of(args: argparse.Namespace, checkpoint: dict | None) -> dict:
 class Run:
     """Everything a run needs to continue exactly: the position, the metrics, the RNG states."""
 
-    def __init__(self, settings: dict, model, optimizer, scheduler, data_rng):
+    def __init__(self, settings: dict, model, optimizer, scheduler, data_rng, device):
         self.settings, self.model, self.optimizer, self.scheduler = (settings, model, optimizer,
                                                                      scheduler)
         self.data_rng = data_rng  # augmentation draws (the data order is reseeded per epoch)
+        self.device = device
         self.epoch, self.batch = 0, 0  # the next batch to train
         self.partial = {"loss": 0.0, "images": 0, "seconds": 0.0}  # the epoch so far
         self.history: list[dict] = []
@@ -185,10 +190,14 @@ class Run:
 
     def state(self) -> dict:
         """The checkpoint: tensors (weights, optimizer state, RNGs) and plain values."""
+        # The global generators serve layers that draw during training (dropout), on the
+        # CPU or on the GPU.
+        rng = (gradforge.cuda.get_rng_state(self.device) if self.device.type == "cuda"
+               else gradforge.get_rng_state())
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler else {},
-                "rng": gradforge.get_rng_state(), "data_rng": self.data_rng.get_state(),
-                "epoch": self.epoch, "batch": self.batch,
+                "rng": rng, "rng_device": self.device.type,
+                "data_rng": self.data_rng.get_state(), "epoch": self.epoch, "batch": self.batch,
                 # Plain values as JSON text: they round-trip exactly, whatever their shape.
                 "settings": json.dumps(self.settings), "partial": json.dumps(self.partial),
                 "history": json.dumps(self.history), "best": json.dumps(self.best)}
@@ -198,7 +207,11 @@ class Run:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler:
             self.scheduler.load_state_dict(ckpt["scheduler"])
-        gradforge.set_rng_state(ckpt["rng"])
+        # On another kind of device the random streams differ anyway: keep the fresh seed.
+        if ckpt["rng_device"] == self.device.type == "cuda":
+            gradforge.cuda.set_rng_state(ckpt["rng"], self.device)
+        elif ckpt["rng_device"] == self.device.type:
+            gradforge.set_rng_state(ckpt["rng"])
         self.data_rng.set_state(ckpt["data_rng"])
         self.epoch, self.batch = int(ckpt["epoch"]), int(ckpt["batch"])
         self.partial = json.loads(ckpt["partial"])
@@ -387,7 +400,8 @@ def train(args: argparse.Namespace) -> int:
     optimizer = build_optimizer(s, model)
     steps_per_epoch = math.ceil(data.train_x.shape[0] / s["batch_size"])
     scheduler = build_scheduler(s, optimizer, steps_per_epoch)
-    run = Run(s, model, optimizer, scheduler, gradforge.Generator().manual_seed(s["seed"]))
+    run = Run(s, model, optimizer, scheduler, gradforge.Generator().manual_seed(s["seed"]),
+              device)
     if checkpoint is not None:
         planned = json.loads(checkpoint["settings"])["epochs"]
         if s["epochs"] != planned and s["scheduler"] != "none":
