@@ -100,6 +100,25 @@ def test_views_share_storage_and_version():
     assert x[0, 1].item() == 5.0 and x._version == v._version == 1
 
 
+def test_reshape_that_must_copy_is_not_a_view():
+    x = gradforge.arange(6.0).reshape(2, 3)
+    flat = x.t().reshape(6)                # the strides allow no view: a copy
+    assert not np.shares_memory(flat.numpy(), x.numpy()) and flat._base is None
+    flat.add_(1.0)
+    assert x._version == 0 and x.tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    col = x.t().reshape(3, 2, 1)           # a view even though the input is transposed
+    assert np.shares_memory(col.numpy(), x.numpy()) and col._version == x._version
+
+
+def test_inplace_on_a_reshaped_copy_under_autograd_matches_torch():
+    def fn(lib, a):
+        y = a * 1
+        flat = y.t().reshape(-1)
+        flat.mul_(2)
+        return flat * y.reshape(-1)
+    compare(fn, [(2, 3)])
+
+
 def test_contiguous_copies_only_when_needed():
     x = gradforge.arange(6.0).reshape(2, 3)
     assert x.is_contiguous() and x.contiguous() is x

@@ -15,7 +15,12 @@ class Reshape(Function):
     @staticmethod
     def forward(ctx, a, shape):
         ctx.input_shape = a._data.shape
-        return a._data.reshape(shape)
+        out = a._data.reshape(shape)
+        if not a._data.flags.c_contiguous and not ctx.xp.may_share_memory(out, a._data):
+            # NOTE: the strides did not allow a view, so the array module copied (as torch's
+            # reshape does): the output is then a tensor of its own, not a view.
+            ctx.is_view = False
+        return out
 
     @staticmethod
     def backward(ctx, grad_output):
