@@ -120,6 +120,13 @@ def test_backward_with_inputs_only_fills_those():
     assert x.grad is None and w.grad.tolist() == [1.0, 2.0]
 
 
+def test_backward_with_a_non_leaf_input_fills_its_grad():
+    x = leaf(1.0, 2.0)
+    y = x * 2
+    (y * y).sum().backward(inputs=[y])
+    assert y.grad.tolist() == [4.0, 8.0] and x.grad is None
+
+
 def test_multiple_roots_with_autograd_backward():
     x = leaf(1.0, 2.0)
     autograd.backward([x * 2, x * x], [gradforge.ones(2, dtype=gradforge.float64),

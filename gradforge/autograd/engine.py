@@ -190,7 +190,14 @@ def run_backward(outputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     finally:
         STATE.enabled = prev_mode
 
-    if walk.only_inputs and not accumulate:
+    if walk.only_inputs and accumulate:
+        # backward(inputs=...) also fills the .grad of the non-leaf tensors named.
+        for t, g in zip(inputs, walk.results):
+            if t.grad_fn is not None and g is not None:
+                g = g if create_graph else g.detach()
+                t.grad = g if t.grad is None else t.grad + g
+        return None
+    if walk.only_inputs:
         for k, r in enumerate(walk.results):
             if r is None and not allow_unused:
                 raise RuntimeError(
