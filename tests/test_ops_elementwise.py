@@ -220,6 +220,21 @@ def test_sigmoid_extreme_values_are_finite_and_saturate():
     assert x.grad.tolist() == [0.0, 0.25, 0.0]
 
 
+@pytest.mark.parametrize("op", [lambda lib, x, y: lib.maximum(x, y),
+                                lambda lib, x, y: lib.minimum(-x, -y),
+                                lambda lib, x, y: x.clamp(min=2.0) + y * 0,
+                                lambda lib, x, y: (x - 2).relu() + y * 0])
+def test_nan_gradient_does_not_leak_into_the_masked_side(op):
+    torch = pytest.importorskip("torch")
+    grads = []
+    for lib in (torch, gradforge):
+        x = lib.tensor([1.0, 3.0], dtype=lib.float64, requires_grad=True)
+        y = lib.tensor([2.0, 2.0], dtype=lib.float64, requires_grad=True)
+        g = lib.tensor([float("nan"), 1.0], dtype=lib.float64)
+        grads.append([t.tolist() for t in lib.autograd.grad(op(lib, x, y), (x, y), g)])
+    np.testing.assert_equal(grads[1], grads[0])
+
+
 def test_pow_zero_base_has_finite_gradients():
     torch = pytest.importorskip("torch")
     for lib in (torch, gradforge):

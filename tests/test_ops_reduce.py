@@ -114,6 +114,7 @@ SOFTMAX = {
     "log_softmax_large": (lambda lib, a: lib.log_softmax(a * 500, -1), [(3, 4)]),
     "log_softmax_dim0": (lambda lib, a: a.log_softmax(0), [(3, 4, 2)]),
     "softmax_float32": (lambda lib, a: a.softmax(-1), [normal(2, 5, dtype=np.float32)]),
+    "softmax_zero_dim": (lambda lib, a: a.softmax(-1) + a.log_softmax(0), [()]),
 }
 
 

@@ -365,7 +365,8 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, grad_output):
         (out,) = ctx.saved_tensors
-        return grad_output * (out > 0)
+        # where, not a product: a nan/inf gradient stays out of the clipped half (torch).
+        return where(out > 0, grad_output, 0.0)
 
 
 class Erf(Function):
@@ -426,7 +427,7 @@ class Clamp(Function):
             inside = a >= lo
         else:
             inside = (a >= lo) & (a <= hi)
-        return grad_output * inside, None, None
+        return where(inside, grad_output, 0.0), None, None
 
 
 def clamp(input, min=None, max=None) -> Tensor:
@@ -460,8 +461,7 @@ class Maximum(Function):
     @staticmethod
     def backward(ctx, grad_output):
         a, b = ctx.saved_tensors
-        share = where(a == b, 0.5, (a > b).to(grad_output.dtype))
-        return grad_output * share, grad_output * (1 - share)
+        return _split_by(a > b, a == b, grad_output)
 
 
 class Minimum(Function):
@@ -475,8 +475,14 @@ class Minimum(Function):
     @staticmethod
     def backward(ctx, grad_output):
         a, b = ctx.saved_tensors
-        share = where(a == b, 0.5, (a < b).to(grad_output.dtype))
-        return grad_output * share, grad_output * (1 - share)
+        return _split_by(a < b, a == b, grad_output)
+
+
+def _split_by(first_wins, tie, grad_output):
+    """The gradient of max/min: all of it to the winner, half to each on a tie; masked with
+    where, so that a nan or inf gradient does not leak to the loser as 0 * inf."""
+    half = where(tie, grad_output * 0.5, 0.0)
+    return where(first_wins, grad_output, half), where(first_wins | tie, half, grad_output)
 
 
 def _tensor_pair(input, other):

@@ -391,12 +391,18 @@ def _softmax_input(input, dim, dtype):
 
 
 def softmax(input, dim=None, dtype=None) -> Tensor:
+    """``exp(x) / sum(exp(x))`` along ``dim``, computed stably (shifted by the maximum)."""
     input, d = _softmax_input(input, dim, dtype)
+    if input._data.ndim == 0:
+        return reshape(Softmax.apply(reshape(input, 1), 0), ())
     return Softmax.apply(input, d)
 
 
 def log_softmax(input, dim=None, dtype=None) -> Tensor:
+    """``x - logsumexp(x)`` along ``dim``, computed stably."""
     input, d = _softmax_input(input, dim, dtype)
+    if input._data.ndim == 0:
+        return reshape(LogSoftmax.apply(reshape(input, 1), 0), ())
     return LogSoftmax.apply(input, d)
 
 
