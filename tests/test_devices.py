@@ -234,9 +234,6 @@ def test_mixing_devices_raises_naming_both(op):
         op(a, b)
 
 
-@pytest.mark.xfail(strict=True, reason="ops/_util.broadcast expands a zero-dim CPU tensor on "
-                   "the CPU before the device check, so it no longer counts as zero-dim "
-                   "(reported; remove this marker with the fix)")
 def test_zero_dim_cpu_tensors_and_scalars_combine_with_cuda_tensors():
     b = gradforge.tensor([1.0, 2.0], device="cuda", requires_grad=True)
     s = gradforge.tensor(3.0)  # zero-dim, on the CPU
