@@ -175,6 +175,7 @@ def main(argv=None) -> int:
     if torch is None:
         print("PyTorch is not installed: timing gradforge only.", file=sys.stderr)
     warmup = 1
+    load_before = os.getloadavg()  # other work on the machine skews both columns
     rows = []
     for w in workloads:
         reps = args.reps or (min(w.reps, 2) if args.quick else w.reps)
@@ -197,8 +198,9 @@ def main(argv=None) -> int:
                               batch=1 if args.quick else 32)
         print("\n" + kernel_table(kernels))
     if args.json:
-        results = {"environment": environment(args.device, torch), "workloads": rows,
-                   "kernels": kernels}
+        env = dict(environment(args.device, torch), loadavg_start=load_before,
+                   loadavg_end=os.getloadavg())
+        results = {"environment": env, "workloads": rows, "kernels": kernels}
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
     return 1 if any("failed" in r for r in rows) else 0
