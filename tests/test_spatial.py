@@ -3,7 +3,7 @@ differences of first and second order, and bad input."""
 import numpy as np
 import pytest
 from module_oracle import check_module
-from oracle import DEVICES, check_grad, compare
+from oracle import DEVICES, Spec, check_grad, compare
 
 import gradforge
 
@@ -91,6 +91,11 @@ def test_unfold_fold_against_torch(shape, kwargs, device):
             device=device)
 
 
+def test_nearest_keeps_integer_dtypes():
+    compare(lambda lib, x: lib.nn.functional.interpolate(x, scale_factor=2),
+            [Spec((1, 2, 3, 3), lambda rng, s, dt: rng.integers(0, 255, s).astype(np.uint8))])
+
+
 def test_unfold_of_a_1x1_window_is_a_tensor_of_its_own():
     x = gradforge.randn(1, 2, 3, 3)
     cols = F.unfold(x, 1)
@@ -162,6 +167,8 @@ def test_finite_differences(fn, specs):
     (lambda x: F.interpolate(x, scale_factor=0.1), RuntimeError,
      (r"Input and output sizes should be greater than 0, but got input \(5, 5\) output "
      r"\(0, 0\)")),
+    (lambda x: F.interpolate(x.long(), size=3, mode="bilinear"), RuntimeError,
+     "mode 'bilinear' needs a floating point input, got gradforge.int64"),
     (lambda x: F.interpolate(x, size=3, mode="bicubic"), NotImplementedError,
      "mode 'bicubic' is not supported"),
     (lambda x: F.unfold(x[0, 0], 2), RuntimeError,

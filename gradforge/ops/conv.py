@@ -73,7 +73,7 @@ def conv_array(backend, x, weight, geom: ConvGeometry, keep_columns: bool = Fals
         return y, (cols if keep_columns else None)
     y = xp.empty((n, g, o // g, oh * ow), x.dtype)
     for sl in chunks:
-        y[sl] = xp.matmul(w_mat, backend.im2col(x[sl], *window).reshape(-1, g, k, oh * ow))
+        xp.matmul(w_mat, backend.im2col(x[sl], *window).reshape(-1, g, k, oh * ow), out=y[sl])
     return y.reshape(n, o, oh, ow), None
 
 

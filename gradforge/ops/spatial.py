@@ -226,6 +226,9 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     if mode in _LINEAR_DIMS and _LINEAR_DIMS[mode] != input.ndim - 2:
         raise NotImplementedError(f"Got {input.ndim}D input, but {mode} mode needs "
                                   f"{_LINEAR_DIMS[mode] + 2}D input")
+    if mode not in ("nearest", "nearest-exact") and not input.is_floating_point():
+        raise RuntimeError(f"interpolate: mode {mode!r} needs a floating point input, got "
+                           f"{input.dtype}")
     out_size, scales = _output_size(input, size, scale_factor, recompute_scale_factor)
     spatial = tuple(input.shape[2:])
     if any(o <= 0 for o in out_size) or any(n <= 0 for n in spatial):
