@@ -1,8 +1,9 @@
-"""conv1d/conv2d and conv_transpose1d/2d against PyTorch (forward and every gradient),
-finite differences of every order-closing Function, batch chunking and bad input."""
+"""conv1d/conv2d and conv_transpose1d/2d against PyTorch (forward and every gradient), second
+order, batch chunking and bad input; GRAD_CASES registers the finite-difference cases of the
+three order-closing Functions (run by test_autograd_registry.py)."""
 import numpy as np
 import pytest
-from oracle import DEVICES, check_grad, compare, make_inputs
+from oracle import DEVICES, compare, make_inputs
 
 import gradforge
 import gradforge.ops.conv as conv_ops
@@ -141,7 +142,8 @@ def test_second_order_against_torch():
         np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-10)
 
 
-# Finite differences, first and second order (float64), for every Function of ops/conv*.py.
+# Finite differences, first and second order (float64), run by test_autograd_registry.py,
+# for every Function of ops/conv*.py.
 GRAD_CASES = {
     "Conv2d": [
         (lambda lib, x, w, b: lib.nn.functional.conv2d(x, w, b, stride=(2, 1), padding=1,
@@ -168,12 +170,6 @@ GRAD_CASES = {
             w, create_graph=True)[0], [(1, 2, 2, 2), (2, 1, 2, 2), (1, 1, 5, 5)]),
     ],
 }
-
-
-@pytest.mark.parametrize("fn, specs", [c for cases in GRAD_CASES.values() for c in cases],
-                         ids=[f"{k}-{i}" for k, v in GRAD_CASES.items() for i in range(len(v))])
-def test_finite_differences(fn, specs):
-    check_grad(fn, specs)
 
 
 def test_weight_grad_closes_under_differentiation():
