@@ -207,3 +207,11 @@ def test_bad_input_is_refused_by_torch_too():
                  lambda: tF.max_pool1d(x, 2), lambda: tF.adaptive_avg_pool2d(x, (2, 2, 2))):
         with pytest.raises(RuntimeError):
             call()
+
+
+def test_changing_returned_indices_leaves_the_gradient_alone():
+    x = gradforge.tensor(np.arange(16.0).reshape(1, 1, 4, 4), requires_grad=True)
+    out, idx = F.max_pool2d(x, 2, return_indices=True)
+    idx.zero_()
+    out.sum().backward()
+    assert x.grad.reshape(-1).tolist() == [0.0] * 5 + [1.0, 0, 1.0] + [0.0] * 5 + [1.0, 0, 1.0]

@@ -168,9 +168,14 @@ def _batched(input: Tensor, nd: int, op: str) -> tuple[Tensor, bool]:
 
 
 def _finish(out, unbatched: bool, lifted: bool):
-    """Undo the height-1 lift of a 1-D op and the batch dim of an unbatched input."""
+    """Undo the height-1 lift of a 1-D op and the batch dim of an unbatched input.
+
+    A ``(values, indices)`` pair hands out a copy of the indices: the original stays with the
+    graph for backward, safe from in-place changes by the caller.
+    """
     if isinstance(out, tuple):
-        return tuple(_finish(o, unbatched, lifted) for o in out)
+        values, indices = out
+        return _finish(values, unbatched, lifted), _finish(indices.clone(), unbatched, lifted)
     if lifted:
         out = out.squeeze(2)
     return out.squeeze(0) if unbatched else out
