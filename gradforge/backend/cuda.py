@@ -186,6 +186,10 @@ class CUDABackend:
         with self.xp.cuda.Device(self.index):
             self.xp.add.at(target, index, values)
 
+    def where(self, condition, x, y):
+        # CuPy's elementwise where does not branch per element like NumPy's.
+        return self.xp.where(condition, x, y)
+
     def erf(self, x):
         if self._special is None:
             self._special = _import_cupy("cupyx.scipy.special")

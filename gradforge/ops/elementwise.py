@@ -510,7 +510,7 @@ class Where(Function):
     @staticmethod
     def forward(ctx, condition, a, b, np_dtype):
         ctx.save_for_backward(condition)
-        out = ctx.xp.where(condition._data, arr(a), arr(b))
+        out = ctx.device.backend.where(condition._data, arr(a), arr(b))
         # Two Python scalars: NumPy would give float64/int64, torch the promoted dtype.
         return out if out.dtype == np_dtype else out.astype(np_dtype)
 
