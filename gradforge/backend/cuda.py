@@ -119,8 +119,8 @@ def is_pinned(array) -> bool:
     if not isinstance(array, np.ndarray) or array.size == 0 or not is_available():
         return False
     attributes = _cupy.cuda.runtime.pointerGetAttributes(array.ctypes.data)
-    # cudaMemoryTypeHost (1): page-locked memory registered with the driver. (CuPy releases
-    # before 13 reported no ``type``; they cannot tell, so nothing counts as pinned there.)
+    # cudaMemoryTypeHost (1): page-locked memory registered with the driver. (Some CuPy
+    # releases report no ``type``; they cannot tell, so nothing counts as pinned there.)
     return getattr(attributes, "type", -1) == 1
 
 
