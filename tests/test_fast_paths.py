@@ -41,3 +41,69 @@ def test_relu_backward_masks_nan_gradient():
     y.backward(gf.tensor([np.nan, np.inf, np.nan, -0.0]))
     np.testing.assert_array_equal(_bits(x.grad.numpy()),
                                   _bits(np.array([0.0, np.inf, 0.0, -0.0], np.float32)))
+
+
+# -- .grad takes a fresh gradient without a copy, and never a shared one -----------------------
+def test_linear_grads_accumulate_over_two_backwards():
+    gf.manual_seed(0)
+    lin = gf.nn.Linear(4, 3)
+    x = gf.randn(2, 4)
+    lin(x).sum().backward()
+    first = lin.weight.grad.numpy().copy()
+    np.testing.assert_allclose(first, np.tile(x.numpy().sum(0), (3, 1)), rtol=1e-6)
+    lin(x).sum().backward()
+    np.testing.assert_allclose(lin.weight.grad.numpy(), 2 * first, rtol=1e-6)
+    np.testing.assert_allclose(lin.bias.grad.numpy(), [4.0, 4.0, 4.0])
+
+
+def test_gradient_passed_to_two_leaves_is_not_shared():
+    a = gf.ones(3, requires_grad=True)
+    b = gf.ones(3, requires_grad=True)
+    (a + b).sum().backward()
+    assert not np.shares_memory(a.grad.numpy(), b.grad.numpy())
+    a.grad.add_(5.0)
+    np.testing.assert_array_equal(b.grad.numpy(), [1.0, 1.0, 1.0])
+
+
+def test_gradient_still_pending_elsewhere_is_not_taken():
+    # Add sends the same gradient to the leaf and to the Mul node, which runs after the leaf
+    # has its .grad; the leaf's in-place accumulation must not change that pending gradient.
+    a = gf.tensor([1.0, 2.0], requires_grad=True)
+    (a + a * 2.0).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [3.0, 3.0])
+    c = gf.tensor([1.0, 2.0], requires_grad=True)
+    (c * 3.0 + (c + 0.0) * 2.0 + c).sum().backward()
+    np.testing.assert_array_equal(c.grad.numpy(), [6.0, 6.0])
+
+
+def test_gradient_seen_by_a_hook_is_copied():
+    a = gf.ones(3, requires_grad=True)
+    seen = []
+    a.register_hook(seen.append)
+    (a * 2.0).sum().backward()
+    a.grad.add_(1.0)
+    np.testing.assert_array_equal(seen[0].numpy(), [2.0, 2.0, 2.0])
+
+
+_KEEPING_NODES = []
+
+
+class _KeepsGrad(gf.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.kept = x.detach() * 0.0 + 2.0
+        _KEEPING_NODES.append(ctx)
+        return x * 2.0
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return ctx.kept   # a tensor the node keeps: .grad must copy it
+
+
+def test_gradient_kept_by_the_backward_is_copied():
+    x = gf.ones(3, requires_grad=True)
+    y = _KeepsGrad.apply(x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [4.0, 4.0, 4.0])
+    np.testing.assert_array_equal(_KEEPING_NODES[-1].kept.numpy(), [2.0, 2.0, 2.0])
