@@ -4,34 +4,22 @@ Attributes assigned to a module are sorted by ``__setattr__`` into three ordered
 ``_parameters`` (``Parameter``), ``_buffers`` (tensors registered with ``register_buffer``)
 and ``_modules`` (child modules). Everything else (``named_parameters``, ``state_dict``,
 ``to``, ``train``, the nested repr) walks those dicts, so a subclass only has to assign its
-layers and parameters in ``__init__`` and write ``forward``.
+layers and parameters in ``__init__`` and write ``forward``. ``state_dict`` and
+``load_state_dict`` come from the base class in ``state_dict.py``.
 """
 from __future__ import annotations
 
-import collections
-import itertools
 from collections import OrderedDict
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator
 
 from ...autograd.grad_mode import no_grad
 from ...backend.dtypes import dtype as _dtype_cls, to_dtype
 from ...ops.conversion import _parse_to
 from ...tensor import Tensor
 from ..parameter import Parameter
+from .state_dict import StateDictMixin
 
 __all__ = ["Module", "RemovableHandle"]
-
-
-class _IncompatibleKeys(collections.namedtuple("IncompatibleKeys",
-                                               ["missing_keys", "unexpected_keys"])):
-    """What ``load_state_dict`` returns: the keys it could not match (torch's named tuple)."""
-
-    def __repr__(self) -> str:
-        if not self.missing_keys and not self.unexpected_keys:
-            return "<All keys matched successfully>"
-        return super().__repr__()
-
-    __str__ = __repr__
 
 
 class RemovableHandle:
@@ -73,7 +61,7 @@ def _typename(value) -> str:
     return type(value).__module__ + "." + type(value).__qualname__
 
 
-class Module:
+class Module(StateDictMixin):
     """Base class for all neural-network layers and models.
 
     Subclasses call ``super().__init__()`` first, assign parameters, buffers and child
@@ -466,108 +454,6 @@ class Module:
     def type(self, dst_type) -> "Module":
         """Cast every parameter and buffer to ``dst_type``."""
         return self._apply(lambda t: t.type(dst_type))
-
-    # -- state dict --------------------------------------------------------------------------
-    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
-        for name, param in self._parameters.items():
-            if param is not None:
-                destination[prefix + name] = param if keep_vars else param.detach()
-        for name, buf in self._buffers.items():
-            if buf is not None and name not in self._non_persistent_buffers_set:
-                destination[prefix + name] = buf if keep_vars else buf.detach()
-
-    def state_dict(self, *, destination: dict | None = None, prefix: str = "",
-                   keep_vars: bool = False) -> dict:
-        """Parameters and persistent buffers by dotted name (sharing storage, detached)."""
-        if destination is None:
-            destination = OrderedDict()
-        self._save_to_state_dict(destination, prefix, keep_vars)
-        for name, module in self._modules.items():
-            if module is not None:
-                module.state_dict(destination=destination, prefix=prefix + name + ".",
-                                  keep_vars=keep_vars)
-        return destination
-
-    def _load_from_state_dict(self, state_dict: dict, prefix: str, strict: bool,
-                              missing_keys: list, unexpected_keys: list, error_msgs: list,
-                              assign: bool = False) -> None:
-        """Copy this module's own entries of ``state_dict``; record what did not fit."""
-        persistent = ((k, v) for k, v in self._buffers.items()
-                      if k not in self._non_persistent_buffers_set)
-        local_state = {k: v for k, v in itertools.chain(self._parameters.items(), persistent)
-                       if v is not None}
-        for name, param in local_state.items():
-            key = prefix + name
-            if key not in state_dict:
-                if strict:
-                    missing_keys.append(key)
-                continue
-            value = state_dict[key]
-            if not isinstance(value, Tensor):
-                error_msgs.append(f'While copying the parameter named "{key}", expected '
-                                  "gradforge.Tensor from checkpoint but received "
-                                  f"{type(value)}")
-                continue
-            if tuple(value.shape) != tuple(param.shape):
-                error_msgs.append(f"size mismatch for {key}: copying a param with shape "
-                                  f"{value.shape} from checkpoint, the shape in current model "
-                                  f"is {param.shape}.")
-                continue
-            with no_grad():
-                if assign:
-                    if isinstance(param, Parameter):
-                        value = Parameter(value, param.requires_grad)
-                    setattr(self, name, value)
-                else:
-                    param.copy_(value)
-        if strict:
-            for key in state_dict:
-                if not key.startswith(prefix):
-                    continue
-                head = key[len(prefix):].split(".", 1)
-                if (head[0] not in self._modules) if len(head) > 1 else \
-                        (head[0] not in local_state):
-                    unexpected_keys.append(key)
-
-    def load_state_dict(self, state_dict: Mapping[str, Tensor], strict: bool = True,
-                        assign: bool = False) -> _IncompatibleKeys:
-        """Copy parameters and buffers from ``state_dict`` (values are cast and moved).
-
-        Args:
-            state_dict: a mapping of dotted names to tensors, as made by ``state_dict()``.
-            strict: raise on missing or unexpected keys (shape mismatches always raise).
-            assign: replace the tensors instead of copying into them.
-
-        Returns:
-            ``(missing_keys, unexpected_keys)``, a named tuple.
-        """
-        if not isinstance(state_dict, Mapping):
-            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
-        missing_keys, unexpected_keys, error_msgs = [], [], []
-        state_dict = OrderedDict(state_dict)
-
-        def load(module: Module, local: dict, prefix: str = "") -> None:
-            # NOTE: keys are always collected; `strict` only decides whether they are errors.
-            module._load_from_state_dict(local, prefix, True, missing_keys, unexpected_keys,
-                                         error_msgs, assign)
-            for name, child in module._modules.items():
-                if child is not None:
-                    child_prefix = prefix + name + "."
-                    load(child, {k: v for k, v in local.items() if k.startswith(child_prefix)},
-                         child_prefix)
-
-        load(self, state_dict)
-        if strict:
-            if unexpected_keys:
-                error_msgs.insert(0, "Unexpected key(s) in state_dict: {}. ".format(
-                    ", ".join(f'"{k}"' for k in unexpected_keys)))
-            if missing_keys:
-                error_msgs.insert(0, "Missing key(s) in state_dict: {}. ".format(
-                    ", ".join(f'"{k}"' for k in missing_keys)))
-        if error_msgs:
-            raise RuntimeError("Error(s) in loading state_dict for {}:\n\t{}".format(
-                type(self).__name__, "\n\t".join(error_msgs)))
-        return _IncompatibleKeys(missing_keys, unexpected_keys)
 
     # -- printing ----------------------------------------------------------------------------
     def _get_name(self) -> str:
