@@ -107,3 +107,55 @@ def test_gradient_kept_by_the_backward_is_copied():
     y.backward()
     np.testing.assert_array_equal(x.grad.numpy(), [4.0, 4.0, 4.0])
     np.testing.assert_array_equal(_KEEPING_NODES[-1].kept.numpy(), [2.0, 2.0, 2.0])
+
+
+# -- in-place optimizer ops under no_grad: the array path equals the out-of-place formula -------
+def _pair(shape=(300, 70), dtype=np.float32):
+    rng = np.random.default_rng(1)
+    return [rng.standard_normal(shape).astype(dtype) for _ in range(3)]
+
+
+@pytest.mark.parametrize("shape", [(300, 70), (5,), (2, 3, 4)])
+def test_add_alpha_matches_out_of_place(shape):
+    y, x, _ = _pair(shape)
+    t = gf.tensor(y)
+    with gf.no_grad():
+        t.add_(gf.tensor(x), alpha=-0.01)
+    np.testing.assert_array_equal(t.numpy(), y + x * np.float32(-0.01))
+
+
+def test_add_alpha_non_contiguous_and_broadcast():
+    y, x, _ = _pair((64, 40))
+    t = gf.tensor(y).t()
+    with gf.no_grad():
+        t.add_(gf.tensor(x.reshape(-1)[:64]), alpha=3.0)
+    np.testing.assert_array_equal(t.numpy(), y.T + x.reshape(-1)[:64] * np.float32(3.0))
+
+
+def test_addcmul_addcdiv_lerp_match_out_of_place():
+    p, a, b = _pair()
+    b = np.abs(b) + 0.5
+    t1, t2 = gf.tensor(a), gf.tensor(b)
+    with gf.no_grad():
+        m = gf.tensor(p).addcmul_(t1, t2, value=0.3)
+        d = gf.tensor(p).addcdiv_(t1, t2, value=-0.2)
+        e = gf.tensor(p).lerp_(t1, 0.1)
+        w = gf.tensor(p).lerp_(t1, t2)
+    np.testing.assert_array_equal(m.numpy(), p + (a * b) * np.float32(0.3))
+    np.testing.assert_array_equal(d.numpy(), p + (a / b) * np.float32(-0.2))
+    np.testing.assert_array_equal(e.numpy(), p + (a - p) * np.float32(0.1))
+    np.testing.assert_array_equal(w.numpy(), p + (a - p) * b)
+
+
+def test_inplace_ops_on_a_leaf_requiring_grad_still_refuse():
+    leaf = gf.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        leaf.addcmul_(gf.ones(3), gf.ones(3))
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        leaf.lerp_(gf.ones(3), 0.5)
+
+
+def test_inplace_int_target_refuses_float_operand():
+    t = gf.tensor([1, 2, 3])
+    with pytest.raises(RuntimeError, match="can't be cast to the desired output type"):
+        t.add_(gf.tensor([0.5, 0.5, 0.5]))

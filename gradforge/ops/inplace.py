@@ -33,6 +33,11 @@ def tracking(target: Tensor, *others) -> bool:
 
 def _check_operands(target: Tensor, *others, floating: bool = False) -> None:
     """torch's rules for an in-place result: it must keep ``target``'s dtype and shape."""
+    data = target._data
+    if data.dtype.kind == "f" and all(
+            type(o) in (int, float) or (isinstance(o, Tensor) and o._data.dtype == data.dtype
+                                         and o._data.shape == data.shape) for o in others):
+        return  # the optimizers' case: nothing to promote or broadcast
     dims = [(target._data.ndim, target.dtype)]
     scalars = []
     for o in others:
@@ -127,6 +132,10 @@ def _binary_inplace(name: str, out_of_place, ufunc_name: str):
             return commit(self, out_of_place(self.clone(), other, **kwargs))
         o = _operand(self, other)
         if alpha != 1:
+            if name == "add":
+                self._device.backend.axpy(self._data, alpha, o)
+                self._vc[0] += 1
+                return self
             o = o * alpha
         getattr(self._device.xp, ufunc_name)(self._data, o, out=self._data, casting="unsafe")
         self._vc[0] += 1
@@ -243,16 +252,47 @@ def pow_(self: Tensor, exponent) -> Tensor:
     return self
 
 
+def _same_kind(self: Tensor, *others) -> bool:
+    """Whether ``others`` are tensors of ``self``'s floating dtype, shape and device, or
+    Python numbers: the optimizers' operands, combined array to array with no graph."""
+    data = self._data
+    if data.dtype.kind != "f" or tracking(self, *others):
+        return False
+    return all(type(o) in (int, float) or (
+        isinstance(o, Tensor) and o._data.dtype == data.dtype and o._data.shape == data.shape
+        and o._device == self._device) for o in others)
+
+
+def _add_array(self: Tensor, array, value) -> Tensor:
+    """``self += value * array`` for a fresh ``array`` (scaled in place)."""
+    if value != 1:
+        array *= value
+    self._data += array
+    self._vc[0] += 1
+    return self
+
+
 def addcmul_(self: Tensor, tensor1, tensor2, *, value=1) -> Tensor:
     """``self += value * tensor1 * tensor2``."""
+    if isinstance(tensor1, Tensor) and isinstance(tensor2, Tensor) and \
+            _same_kind(self, tensor1, tensor2):
+        return _add_array(self, self._device.xp.multiply(tensor1._data, tensor2._data), value)
     return add_(self, ew.mul(tensor1, tensor2), alpha=value)
 
 
 def addcdiv_(self: Tensor, tensor1, tensor2, *, value=1) -> Tensor:
     """``self += value * tensor1 / tensor2``."""
+    if isinstance(tensor1, Tensor) and isinstance(tensor2, Tensor) and \
+            _same_kind(self, tensor1, tensor2):
+        return _add_array(self, self._device.xp.true_divide(tensor1._data, tensor2._data),
+                          value)
     return add_(self, ew.div(tensor1, tensor2), alpha=value)
 
 
 def lerp_(self: Tensor, end, weight) -> Tensor:
     """``self += weight * (end - self)``."""
+    if isinstance(end, Tensor) and _same_kind(self, end, weight):
+        step = self._device.xp.subtract(end._data, self._data)
+        step *= weight._data if isinstance(weight, Tensor) else weight
+        return _add_array(self, step, 1)
     return add_(self, ew.mul(ew.sub(end, self), weight))
