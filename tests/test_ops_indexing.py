@@ -220,3 +220,19 @@ GRAD_CASES = {
     "Scatter": [(lambda lib, a, i, s: a.scatter(0, i, s * s),
                  [(3, 4), np.array([[0, 1, 2, 0], [2, 0, 1, 1]]), (2, 4)])],
 }
+
+
+def test_scatter_src_larger_than_index_gets_zero_gradient_outside_the_block():
+    # torch reads only src[:i0, :i1]; its own backward refuses this case, so the expected
+    # gradient is written out: the addressed block gets g gathered at index, the rest 0.
+    import numpy as np
+    src = gradforge.tensor(np.arange(12.0).reshape(3, 4), requires_grad=True)
+    index = gradforge.tensor([[0, 1, 2, 0], [1, 0, 0, 2]])
+    weight = gradforge.tensor(np.arange(12.0).reshape(3, 4))
+    for op in ("scatter_add", "scatter"):
+        src.grad = None
+        out = getattr(gradforge.zeros(3, 4, dtype=gradforge.float64), op)(0, index, src)
+        (out * weight).sum().backward()
+        expected = np.zeros((3, 4))
+        expected[:2] = np.take_along_axis(np.arange(12.0).reshape(3, 4), index.numpy(), 0)
+        np.testing.assert_array_equal(src.grad.numpy(), expected)

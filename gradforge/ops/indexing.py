@@ -212,8 +212,7 @@ class ScatterAdd(Function):
         ctx.dim = dim
         out = a._data.copy()
         coords = _scatter_index(dim, index._data, out.shape, ctx.xp)
-        sl = tuple(slice(0, s) for s in index._data.shape)
-        ctx.device.backend.add_at(out, coords, src._data[sl])
+        ctx.device.backend.add_at(out, coords, src._data)
         return out
 
     @staticmethod
@@ -223,9 +222,20 @@ class ScatterAdd(Function):
         return grad_output, None, None, grad_src
 
 
+def _leading_block(src, index):
+    """The part of ``src`` that ``index`` addresses (torch reads src[:i0, :i1, ...]).
+
+    Slicing here, differentiably, gives the unread rest of ``src`` a zero gradient.
+    """
+    if isinstance(src, Tensor) and src._data.shape != index._data.shape:
+        return src[tuple(slice(0, s) for s in index._data.shape)]
+    return src
+
+
 def scatter_add(input, dim: int, index, src) -> Tensor:
     _check_index(index, "scatter_add")
-    return ScatterAdd.apply(input, norm_dim(dim, input._data.ndim), index, src)
+    return ScatterAdd.apply(input, norm_dim(dim, input._data.ndim), index,
+                            _leading_block(src, index))
 
 
 class Scatter(Function):
@@ -237,11 +247,7 @@ class Scatter(Function):
         ctx.dim = dim
         out = a._data.copy()
         coords = _scatter_index(dim, index._data, out.shape, ctx.xp)
-        if isinstance(src, Tensor):
-            sl = tuple(slice(0, s) for s in index._data.shape)
-            out[coords] = src._data[sl]
-        else:
-            out[coords] = src
+        out[coords] = arr(src)
         return out
 
     @staticmethod
@@ -261,7 +267,7 @@ def scatter(input, dim: int, index, src=None, *, value=None, reduce=None) -> Ten
         return scatter_add(input, d, index, src)
     if isinstance(src, Tensor) and src.dtype != input.dtype:
         src = src.to(input.dtype)
-    return Scatter.apply(input, d, index, src)
+    return Scatter.apply(input, d, index, _leading_block(src, index))
 
 
 def index_select(input, dim: int, index) -> Tensor:
