@@ -29,6 +29,15 @@ def _restore(grad, input_shape, dims, keepdim):
     return grad
 
 
+def _saved_input_output(ctx, grad_output, dims):
+    """The saved input ``a``, and the saved output and ``grad_output`` restored to broadcast
+    against it: the start of every reduction backward that saved input and output."""
+    a, out = ctx.saved_tensors
+    shape = a._data.shape
+    return (a, _restore(out, shape, dims, ctx.keepdim),
+            _restore(grad_output, shape, dims, ctx.keepdim))
+
+
 class Sum(Function):
     """d sum(a, dims) = g expanded back over dims."""
 
@@ -122,10 +131,7 @@ class AMax(Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        a, out = ctx.saved_tensors
-        shape = a._data.shape
-        out = _restore(out, shape, ctx.dims, ctx.keepdim)
-        g = _restore(grad_output, shape, ctx.dims, ctx.keepdim)
+        a, out, g = _saved_input_output(ctx, grad_output, ctx.dims)
         mask = (a == out)
         count = sum(mask, ctx.dims, keepdim=True)
         return g * mask / count, None, None, None
@@ -213,10 +219,8 @@ class Prod(Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        a, out = ctx.saved_tensors
         dim = ctx.dim
-        out = _restore(out, a._data.shape, (dim,), ctx.keepdim)
-        g = _restore(grad_output, a._data.shape, (dim,), ctx.keepdim)
+        a, out, g = _saved_input_output(ctx, grad_output, (dim,))
         is_zero = a == 0
         if not bool(is_zero._data.any()):
             return g * (out / a), None, None
@@ -286,10 +290,7 @@ class LogSumExp(Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        a, out = ctx.saved_tensors
-        shape = a._data.shape
-        out = _restore(out, shape, ctx.dims, ctx.keepdim)
-        g = _restore(grad_output, shape, ctx.dims, ctx.keepdim)
+        a, out, g = _saved_input_output(ctx, grad_output, ctx.dims)
         return g * exp(a - out), None, None
 
 
@@ -312,10 +313,7 @@ class Norm2(Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        a, out = ctx.saved_tensors
-        shape = a._data.shape
-        out = _restore(out, shape, ctx.dims, ctx.keepdim)
-        g = _restore(grad_output, shape, ctx.dims, ctx.keepdim)
+        a, out, g = _saved_input_output(ctx, grad_output, ctx.dims)
         return where(out == 0, 0.0, g * a / where(out == 0, 1.0, out)), None, None
 
 
