@@ -16,13 +16,11 @@ from .creation import arange, rand
 from .elementwise import where
 from .matmul import matmul
 from .movement import expand, permute, reshape, stack, transpose, unsqueeze
-from .reduce import sum
+from .reduce import Softmax
 
 
-class SafeSoftmax(Function):
-    """d softmax = s*(g - sum(g*s)); rows that are all -inf give 0 (and gradient 0)."""
-
-    saves_output = True
+class SafeSoftmax(Softmax):
+    """Softmax whose rows that are all -inf give 0 (and gradient 0); backward is Softmax's."""
 
     @staticmethod
     def forward(ctx, a, dim):
@@ -37,11 +35,6 @@ class SafeSoftmax(Function):
         s = xp.sum(e, axis=dim, keepdims=True)
         e /= xp.where(s == 0, 1, s)
         return e
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        (out,) = ctx.saved_tensors
-        return out * (grad_output - sum(grad_output * out, ctx.dim, keepdim=True)), None
 
 
 def safe_softmax(input: Tensor, dim: int = -1) -> Tensor:
