@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import ops
-from .optimizer import Optimizer, ParamsT, check_flags, check_lr, new_step, scalar
+from .optimizer import Optimizer, ParamsT, check_flags, check_lr, new_step, regularized_grad, scalar
 
 __all__ = ["Adadelta"]
 
@@ -58,10 +58,7 @@ class Adadelta(Optimizer):
                 p_state["square_avg"] = ops.zeros_like(p)
                 p_state["acc_delta"] = ops.zeros_like(p)
             p_state["step"].add_(1)
-            if maximize:
-                grad = -grad
-            if weight_decay != 0:
-                grad = grad.add(p, alpha=weight_decay)
+            grad = regularized_grad(p, grad, weight_decay, maximize)
             square_avg, acc_delta = p_state["square_avg"], p_state["acc_delta"]
             square_avg.mul_(rho).addcmul_(grad, grad, value=1 - rho)
             # RMS of past updates over RMS of gradients: a step in the parameter's own units.

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import ops
-from .optimizer import Optimizer, ParamsT, check_flags, check_lr, new_step, scalar
+from .optimizer import Optimizer, ParamsT, check_flags, check_lr, new_step, regularized_grad, scalar
 
 __all__ = ["Adagrad"]
 
@@ -72,10 +72,7 @@ class Adagrad(Optimizer):
             step_t = p_state["step"]
             step_t.add_(1)
             step = step_t.item()
-            if maximize:
-                grad = -grad
-            if weight_decay != 0:
-                grad = grad.add(p, alpha=weight_decay)
+            grad = regularized_grad(p, grad, weight_decay, maximize)
             clr = lr / (1 + (step - 1) * lr_decay)
             state_sum = p_state["sum"]
             state_sum.addcmul_(grad, grad, value=1)

@@ -5,7 +5,7 @@ from typing import Any
 
 from .. import ops
 from ..tensor import Tensor
-from .optimizer import Optimizer, ParamsT, check_flags, check_lr, new_step, scalar
+from .optimizer import Optimizer, ParamsT, check_flags, check_lr, new_step, regularized_grad, scalar
 
 __all__ = ["Adam", "AdamW"]
 
@@ -82,15 +82,11 @@ class Adam(Optimizer):
                 p_state["exp_avg_sq"] = ops.zeros_like(p)
                 if amsgrad:
                     p_state["max_exp_avg_sq"] = ops.zeros_like(p)
-            if maximize:
-                grad = -grad
             step_t = p_state["step"]
             step_t.add_(1)
-            if weight_decay != 0:
-                if decoupled:
-                    p.mul_(1 - lr * weight_decay)
-                else:
-                    grad = grad.add(p, alpha=weight_decay)
+            if decoupled and weight_decay != 0:
+                p.mul_(1 - lr * weight_decay)
+            grad = regularized_grad(p, grad, 0 if decoupled else weight_decay, maximize)
             exp_avg, exp_avg_sq = p_state["exp_avg"], p_state["exp_avg_sq"]
             exp_avg.lerp_(grad, 1 - beta1)
             exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)

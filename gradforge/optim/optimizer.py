@@ -258,6 +258,16 @@ def new_step(value: float = 0.0) -> Tensor:
     return ops.tensor(value, dtype=dtype)
 
 
+def regularized_grad(p: Tensor, grad: Tensor, weight_decay: float, maximize: bool) -> Tensor:
+    """The gradient an update rule follows: negated to maximize, plus the L2 term
+    ``weight_decay * p`` (torch's order; out of place, so ``p.grad`` is left as it is)."""
+    if maximize:
+        grad = -grad
+    if weight_decay != 0:
+        grad = grad.add(p, alpha=weight_decay)
+    return grad
+
+
 def check_lr(lr) -> None:
     """torch's checks on a learning rate (a number or a one-element tensor)."""
     if isinstance(lr, Tensor) and lr.numel() != 1:

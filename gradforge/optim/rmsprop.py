@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import ops
-from .optimizer import Optimizer, ParamsT, check_flags, check_lr, new_step, scalar
+from .optimizer import Optimizer, ParamsT, check_flags, check_lr, new_step, regularized_grad, scalar
 
 __all__ = ["RMSprop"]
 
@@ -69,11 +69,8 @@ class RMSprop(Optimizer):
                     p_state["momentum_buffer"] = ops.zeros_like(p)
                 if centered:
                     p_state["grad_avg"] = ops.zeros_like(p)
-            if maximize:
-                grad = -grad
             p_state["step"].add_(1)
-            if weight_decay != 0:
-                grad = grad.add(p, alpha=weight_decay)
+            grad = regularized_grad(p, grad, weight_decay, maximize)
             square_avg = p_state["square_avg"]
             square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
             if centered:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .optimizer import Optimizer, ParamsT, check_flags, check_lr, scalar
+from .optimizer import Optimizer, ParamsT, check_flags, check_lr, regularized_grad, scalar
 
 __all__ = ["SGD"]
 
@@ -56,10 +56,7 @@ class SGD(Optimizer):
             grad = p.grad
             if grad is None:
                 continue
-            if maximize:
-                grad = -grad
-            if weight_decay != 0:
-                grad = grad.add(p, alpha=weight_decay)
+            grad = regularized_grad(p, grad, weight_decay, maximize)
             if momentum != 0:
                 p_state = state[p]
                 buf = p_state.get("momentum_buffer")
