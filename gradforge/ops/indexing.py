@@ -196,11 +196,20 @@ def gather(input, dim: int, index) -> Tensor:
     return Gather.apply(input, d, index)
 
 
-def _scatter_index(dim, index, shape, xp):
-    """Full coordinates for index-based scatters (numpy has put_along_axis without add)."""
-    grids = list(xp.meshgrid(*[xp.arange(s) for s in index.shape], indexing="ij"))
-    grids[dim] = index
-    return tuple(grids)
+def _scatter_target(ctx, a, dim, index):
+    """A copy of ``a`` and the full coordinates ``index`` addresses along ``dim`` (numpy has
+    put_along_axis without add); saves what the scatter backwards need."""
+    ctx.save_for_backward(index)
+    ctx.dim = dim
+    xp = ctx.xp
+    grids = list(xp.meshgrid(*[xp.arange(s) for s in index._data.shape], indexing="ij"))
+    grids[dim] = index._data
+    return a._data.copy(), tuple(grids)
+
+
+def _src_grad(ctx, grad_output, index):
+    """d scatter / d src: ``grad_output`` read back where src was written."""
+    return gather(grad_output, ctx.dim, index) if ctx.needs_input_grad[3] else None
 
 
 class ScatterAdd(Function):
@@ -208,18 +217,14 @@ class ScatterAdd(Function):
 
     @staticmethod
     def forward(ctx, a, dim, index, src):
-        ctx.save_for_backward(index)
-        ctx.dim = dim
-        out = a._data.copy()
-        coords = _scatter_index(dim, index._data, out.shape, ctx.xp)
+        out, coords = _scatter_target(ctx, a, dim, index)
         ctx.device.backend.add_at(out, coords, src._data)
         return out
 
     @staticmethod
     def backward(ctx, grad_output):
         (index,) = ctx.saved_tensors
-        grad_src = gather(grad_output, ctx.dim, index) if ctx.needs_input_grad[3] else None
-        return grad_output, None, None, grad_src
+        return grad_output, None, None, _src_grad(ctx, grad_output, index)
 
 
 def _leading_block(src, index):
@@ -243,10 +248,7 @@ class Scatter(Function):
 
     @staticmethod
     def forward(ctx, a, dim, index, src):
-        ctx.save_for_backward(index)
-        ctx.dim = dim
-        out = a._data.copy()
-        coords = _scatter_index(dim, index._data, out.shape, ctx.xp)
+        out, coords = _scatter_target(ctx, a, dim, index)
         out[coords] = arr(src)
         return out
 
@@ -254,8 +256,7 @@ class Scatter(Function):
     def backward(ctx, grad_output):
         (index,) = ctx.saved_tensors
         grad_a = scatter(grad_output, ctx.dim, index, 0.0) if ctx.needs_input_grad[0] else None
-        grad_src = gather(grad_output, ctx.dim, index) if ctx.needs_input_grad[3] else None
-        return grad_a, None, None, grad_src
+        return grad_a, None, None, _src_grad(ctx, grad_output, index)
 
 
 def scatter(input, dim: int, index, src=None, *, value=None, reduce=None) -> Tensor:
