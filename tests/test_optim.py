@@ -38,6 +38,16 @@ class Problem:
         loss.backward()
         return loss
 
+    def step_both(self, gopt, gp, topt, tp):
+        """One step of each optimizer from the same gradients (gradforge's, copied to torch)."""
+        gopt.zero_grad()
+        topt.zero_grad()
+        self.backward(gp)
+        for g, t in zip(gp, tp):
+            t.grad = torch.tensor(host(g.grad))
+        gopt.step()
+        topt.step()
+
 
 def host(t):
     """A gradforge or torch tensor as a NumPy array."""
@@ -52,13 +62,7 @@ def run_pair(make, device="cpu", steps=STEPS):
     gp, tp = problem.params(gradforge), problem.params(torch)
     gopt, topt = make(gradforge, gp), make(torch, tp)
     for step in range(steps):
-        gopt.zero_grad()
-        topt.zero_grad()
-        problem.backward(gp)
-        for g, t in zip(gp, tp):
-            t.grad = torch.tensor(host(g.grad))
-        gopt.step()
-        topt.step()
+        problem.step_both(gopt, gp, topt, tp)
         for g, t in zip(gp, tp):
             np.testing.assert_allclose(host(g), host(t), rtol=1e-12, atol=1e-14,
                                        err_msg=f"after step {step + 1}")
@@ -221,12 +225,7 @@ def test_optimizes_nn_parameters():
     gopt = gradforge.optim.Adam([("weight", gp[0]), ("bias", gp[1])], lr=0.05)
     topt = torch.optim.Adam([("weight", tp[0]), ("bias", tp[1])], lr=0.05)
     for _ in range(5):
-        gopt.zero_grad()
-        problem.backward(gp)
-        for g, t in zip(gp, tp):
-            t.grad = torch.tensor(host(g.grad))
-        gopt.step()
-        topt.step()
+        problem.step_both(gopt, gp, topt, tp)
     assert gopt.state_dict()["param_groups"] == topt.state_dict()["param_groups"]
     for g, t in zip(gp, tp):
         assert isinstance(g, Parameter)

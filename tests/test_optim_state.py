@@ -67,11 +67,7 @@ def test_state_dict_layout_matches_torch(name):
             "adagrad": lambda lib, p: lib.optim.Adagrad(p, lr=0.1)}[name]
     gopt = make(gradforge, [{"params": gp[:1]}, {"params": gp[1:], "lr": 0.5}])
     topt = make(torch, [{"params": tp[:1]}, {"params": tp[1:], "lr": 0.5}])
-    problem.backward(gp)
-    for g, t in zip(gp, tp):
-        t.grad = torch.tensor(host(g.grad))
-    gopt.step()
-    topt.step()
+    problem.step_both(gopt, gp, topt, tp)
     gsd, tsd = gopt.state_dict(), topt.state_dict()
     assert gsd["param_groups"] == tsd["param_groups"]
     assert gsd["state"].keys() == tsd["state"].keys()
@@ -105,13 +101,7 @@ def test_torch_checkpoint_loads_and_continues_like_torch():
     gopt.load_state_dict(converted)
     assert gopt.param_groups[0]["lr"] == 0.05 and gopt.param_groups[0]["params"] == gp
     for _ in range(5):
-        gopt.zero_grad()
-        topt.zero_grad()
-        problem.backward(gp)
-        for g, t in zip(gp, tp):
-            t.grad = torch.tensor(host(g.grad))
-        gopt.step()
-        topt.step()
+        problem.step_both(gopt, gp, topt, tp)
     for g, t in zip(gp, tp):
         np.testing.assert_allclose(host(g), t.detach().numpy(), rtol=1e-12)
 
