@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import ops
-from .optimizer import Optimizer, ParamsT, check_flags, check_lr, new_step, regularized_grad, scalar
+from .optimizer import Optimizer, ParamsT, check_flags, check_lr, regularized_grad, scalar
 
 __all__ = ["Adadelta"]
 
@@ -47,16 +46,11 @@ class Adadelta(Optimizer):
         lr = scalar(group["lr"])
         rho, eps, weight_decay = group["rho"], group["eps"], group["weight_decay"]
         maximize = group["maximize"]
-        state = self.state
         for p in group["params"]:
             grad = p.grad
             if grad is None:
                 continue
-            p_state = state[p]
-            if len(p_state) == 0:
-                p_state["step"] = new_step()
-                p_state["square_avg"] = ops.zeros_like(p)
-                p_state["acc_delta"] = ops.zeros_like(p)
+            p_state = self._lazy_state(p, ("square_avg", "acc_delta"))
             p_state["step"].add_(1)
             grad = regularized_grad(p, grad, weight_decay, maximize)
             square_avg, acc_delta = p_state["square_avg"], p_state["acc_delta"]

@@ -5,7 +5,7 @@ from typing import Any
 
 from .. import ops
 from ..tensor import Tensor
-from .optimizer import Optimizer, ParamsT, check_flags, check_lr, new_step, regularized_grad, scalar
+from .optimizer import Optimizer, ParamsT, check_flags, check_lr, regularized_grad, scalar
 
 __all__ = ["Adam", "AdamW"]
 
@@ -70,18 +70,13 @@ class Adam(Optimizer):
         beta1, beta2 = group["betas"]
         eps, weight_decay, amsgrad = group["eps"], group["weight_decay"], group["amsgrad"]
         maximize, decoupled = group["maximize"], group["decoupled_weight_decay"]
-        state = self.state
+        # Optional buffers only where their option is on: torch's state keys.
+        buffers = ["exp_avg", "exp_avg_sq"] + ["max_exp_avg_sq"] * amsgrad
         for p in group["params"]:
             grad = p.grad
             if grad is None:
                 continue
-            p_state = state[p]
-            if len(p_state) == 0:
-                p_state["step"] = new_step()
-                p_state["exp_avg"] = ops.zeros_like(p)
-                p_state["exp_avg_sq"] = ops.zeros_like(p)
-                if amsgrad:
-                    p_state["max_exp_avg_sq"] = ops.zeros_like(p)
+            p_state = self._lazy_state(p, buffers)
             step_t = p_state["step"]
             step_t.add_(1)
             if decoupled and weight_decay != 0:

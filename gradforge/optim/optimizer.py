@@ -155,6 +155,16 @@ class Optimizer:
         raise NotImplementedError(f"{type(self).__name__} must implement step() or "
                                   "_update_group(group)")
 
+    def _lazy_state(self, p: Tensor, buffers: Iterable[str]) -> dict[str, Any]:
+        """``p``'s state, started on its first step (as torch does) with a step counter and
+        zero tensors like ``p`` named ``buffers``."""
+        p_state = self.state[p]
+        if len(p_state) == 0:
+            p_state["step"] = new_step()
+            for name in buffers:
+                p_state[name] = ops.zeros_like(p)
+        return p_state
+
     # -- checkpoints ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The optimizer's state and hyperparameters, with parameters replaced by indices.

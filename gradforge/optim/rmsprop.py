@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import ops
-from .optimizer import Optimizer, ParamsT, check_flags, check_lr, new_step, regularized_grad, scalar
+from .optimizer import Optimizer, ParamsT, check_flags, check_lr, regularized_grad, scalar
 
 __all__ = ["RMSprop"]
 
@@ -56,19 +55,13 @@ class RMSprop(Optimizer):
         lr = scalar(group["lr"])
         alpha, eps, weight_decay = group["alpha"], group["eps"], group["weight_decay"]
         momentum, centered, maximize = group["momentum"], group["centered"], group["maximize"]
-        state = self.state
+        # Optional buffers only where their option is on: torch's state keys.
+        buffers = ["square_avg"] + ["momentum_buffer"] * (momentum > 0) + ["grad_avg"] * centered
         for p in group["params"]:
             grad = p.grad
             if grad is None:
                 continue
-            p_state = state[p]
-            if len(p_state) == 0:
-                p_state["step"] = new_step()
-                p_state["square_avg"] = ops.zeros_like(p)
-                if momentum > 0:
-                    p_state["momentum_buffer"] = ops.zeros_like(p)
-                if centered:
-                    p_state["grad_avg"] = ops.zeros_like(p)
+            p_state = self._lazy_state(p, buffers)
             p_state["step"].add_(1)
             grad = regularized_grad(p, grad, weight_decay, maximize)
             square_avg = p_state["square_avg"]
