@@ -207,14 +207,16 @@ def pyplot():
 
 
 def save_image_grid(images, path, titles=None, ncols: int | None = None,
-                    title: str | None = None, cmap: str = "gray",
-                    symmetric: bool = False) -> bool:
-    """Save images (K, H, W) as one PNG grid; each image scaled to its own range.
+                    title: str | None = None, cmap: str = "gray", symmetric: bool = False,
+                    value_range: tuple | None = None) -> bool:
+    """Save images (K, H, W) as one PNG grid; each image scaled to its own range by default.
 
     Args:
         images: an array (K, H, W) or a list of 2-D arrays; a None leaves its cell empty.
         symmetric: scale each image to ``[-m, m]`` with ``m`` its largest magnitude (for
-            weights and perturbations, so that zero is always the same grey).
+            weights and perturbations, so that zero is always the same colour).
+        value_range: ``(low, high)`` shared by all images (pixels: the same grey means the
+            same value everywhere).
 
     Returns:
         False when matplotlib is not installed (nothing is written).
@@ -225,17 +227,23 @@ def save_image_grid(images, path, titles=None, ncols: int | None = None,
     k = len(images)
     ncols = ncols or math.ceil(math.sqrt(k))
     nrows = math.ceil(k / ncols)
-    size = 1.3 if titles is None else 1.6
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4),
+    size = 1.3 if titles is None else 1.8
+    row = size if titles is None else size + 0.3   # room for the titles
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, row * nrows + 0.6),
                              squeeze=False)
     for i, ax in enumerate(axes.flat):
-        ax.axis("off")
         if i >= k or images[i] is None:
+            ax.axis("off")
             continue
+        # A thin frame, and no ticks: a uniform image still shows where it is.
+        ax.set_xticks([])
+        ax.set_yticks([])
         img = images[i]
         if symmetric:
             m = float(np.abs(img).max()) or 1.0
             ax.imshow(img, cmap=cmap, vmin=-m, vmax=m)
+        elif value_range is not None:
+            ax.imshow(img, cmap=cmap, vmin=value_range[0], vmax=value_range[1])
         else:
             ax.imshow(img, cmap=cmap)
         if titles is not None:

@@ -5,8 +5,8 @@
 What it shows: the classic PyTorch training loop, written exactly as for PyTorch (only the
 import differs): a model class with ``forward``, ``DataLoader`` over a ``TensorDataset``,
 ``zero_grad`` / ``backward`` / ``step``, and evaluation under ``no_grad``. On the embedded
-Fashion-MNIST subset it reaches about 87% test accuracy in 5 epochs, which takes about
-half a minute on a 2-core CPU.
+Fashion-MNIST subset it reaches 86.7% test accuracy after 8 epochs (85-87% from epoch 5
+on), in about 15 seconds of CPU time on a 2-core CPU.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class LeNet5(nn.Module):
 def main(argv=None) -> float:
     """Train and evaluate; returns the final test accuracy."""
     parser = argparse.ArgumentParser(description="LeNet-5 on Fashion-MNIST")
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")

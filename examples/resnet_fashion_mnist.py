@@ -1,16 +1,22 @@
 """Skip connections: the same deep network trained with and without them, side by side.
 
-    python examples/resnet_fashion_mnist.py              # GPU if present, else CPU
-    python examples/resnet_fashion_mnist.py --blocks 5   # 32 layers: the gap widens
+    python examples/resnet_fashion_mnist.py              # 44 layers; GPU if present
+    python examples/resnet_fashion_mnist.py --blocks 3   # 20 layers: a much smaller gap
 
 What it shows: a small ResNet (He et al., 2016: 3x3 conv-BatchNorm blocks whose input is
 added back to their output) trained with data augmentation (random crops and flips), then
-the *same* network with the additions removed ("plain"). The gradient that reaches the
-first layer of the plain network is much smaller, and its loss falls more slowly: the
-vanishing-gradient problem that skip connections solve. Saves ``resnet_vs_plain.png``
-(training loss, test accuracy and the first layer's gradient norm of both) in ``--out``.
-The defaults (20 layers, 3 epochs of the embedded subset, both networks) take about
-5 minutes on a 2-core CPU and well under a minute on a GPU.
+the *same* network, from the same initial weights, with the additions removed ("plain").
+Deep plain networks are hard to optimise: the gradient reaching their first layers is
+badly scaled (with BatchNorm it does not simply vanish, it is erratic: here it starts 20
+times larger than the ResNet's), and the training loss falls much more slowly. He et al.
+called this the degradation problem; skip connections give the gradient a direct path to
+every layer. Saves ``resnet_vs_plain.png`` (training loss, test accuracy and the first
+layer's gradient norm of both) in ``--out``.
+
+Measured with the defaults (44 layers, 2 epochs of the embedded subset): the ResNet reaches
+about 80% test accuracy, the plain network about 65%, and its training loss ends near
+twice the ResNet's. Both networks together take about 5 minutes of CPU time on a 2-core
+CPU; ``--blocks 3`` (20 layers) takes half that and shows a much smaller gap.
 """
 from __future__ import annotations
 
@@ -91,8 +97,9 @@ class ResNet(nn.Module):
 def train(model, data, args, label: str) -> dict:
     """Train ``model``; returns its per-step losses and first-layer gradient norms."""
     generator = torch.Generator().manual_seed(0)   # the same data order for both networks
+    # drop_last: a small final batch would make the per-step loss curve jump.
     loader = DataLoader(TensorDataset(data.train_x, data.train_y), batch_size=args.batch_size,
-                        shuffle=True, generator=generator)
+                        shuffle=True, generator=generator, drop_last=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4,
                                 nesterov=True)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr,
@@ -156,15 +163,15 @@ def plot(logs: dict, depth: int, path: Path) -> bool:
 def main(argv=None) -> dict:
     """Train both networks, print their metrics, save the comparison; returns the logs."""
     parser = argparse.ArgumentParser(description="ResNet vs the same network without skips")
-    parser.add_argument("--blocks", type=int, default=3,
-                        help="blocks per stage; depth = 6*blocks + 2 (default 3: 20 layers)")
+    parser.add_argument("--blocks", type=int, default=7,
+                        help="blocks per stage; depth = 6*blocks + 2 (default 7: 44 layers)")
     parser.add_argument("--width", type=int, default=8)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--limit", type=int, help="use only the first N images (smoke tests)")
-    parser.add_argument("--out", default=".", help="folder for resnet_vs_plain.png")
+    parser.add_argument("--out", default="runs/resnet", help="folder for resnet_vs_plain.png")
     args = parser.parse_args(argv)
 
     device = pick_device(args.device)

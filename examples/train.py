@@ -60,7 +60,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("onecycle", "cosine", "step", "none")
 # Settings of a run. Options left out on the command line take these values; a resumed run
 # takes them from its checkpoint instead.
-DEFAULTS = {"model": "cnn", "data_dir": None, "epochs": 4, "batch_size": 128, "lr": None,
+DEFAULTS = {"model": "cnn", "data_dir": None, "epochs": 5, "batch_size": 128, "lr": None,
             "optimizer": "adamw", "scheduler": "onecycle", "augment": False, "seed": 0,
             "limit": None}
 DEFAULT_LR = {"sgd": 0.05, "adam": 3e-3, "adamw": 3e-3}
@@ -70,7 +70,7 @@ RESUME_OVERRIDES = ("epochs",)
 
 
 # -- models -------------------------------------------------------------------------------------
-def cnn(width: int = 16) -> nn.Module:
+def cnn(width: int = 24) -> nn.Module:
     """Two conv-BN-ReLU-max-pool blocks (28 -> 14 -> 7 pixels), then fully connected."""
     def block(c_in: int, c_out: int) -> list:
         # No conv bias: the BatchNorm that follows subtracts the mean and adds its own shift.

@@ -27,11 +27,15 @@ from gradforge import nn
 
 
 def max_response(model: nn.Module, layer: nn.Module, filters: list[int], steps: int = 100,
-                 lr: float = 0.1, low: float = -1.0, high: float = 3.0,
+                 lr: float = 0.05, blur: float = 0.3, low: float = -1.0, high: float = 3.0,
                  seed: int = 0) -> torch.Tensor:
     """Inputs (one per filter) that maximise the mean rectified output of ``layer``'s ``filters``.
 
     Args:
+        steps, lr: gradient-ascent steps, and the length of each (relative to the image).
+        blur: how much of a 3x3 box blur is mixed in after each step. Plain gradient ascent
+            finds pixel-level noise that excites a filter as much as any real shape does;
+            the blur keeps only patterns a few pixels wide, which are readable.
         low, high: the valid range of a (normalised) pixel; the image is kept inside it.
 
     Shape:
@@ -52,17 +56,26 @@ def max_response(model: nn.Module, layer: nn.Module, filters: list[int], steps: 
             # rectified response, since a filter detects a pattern where it is positive (the
             # plain mean of an edge filter, whose weights sum to about 0, barely moves).
             activation = F.relu(captured["out"][rows.to(device), channels.to(device)])
-            objective = (activation.mean(dim=(1, 2)) - 0.01 * (x * x).mean(dim=(1, 2, 3))).sum()
+            objective = activation.mean(dim=(1, 2)).sum()
             (grad,) = torch.autograd.grad(objective, x)
             with torch.no_grad():
                 # Normalised steps: each image moves at the same pace whatever its gradient's
                 # scale (which differs by orders of magnitude between layers).
                 scale = grad.flatten(1).norm(dim=1).view(-1, 1, 1, 1) + 1e-12
                 x += lr * 28 * grad / scale
+                if blur:
+                    x.copy_((1 - blur) * x + blur * F.avg_pool2d(x, 3, 1, 1,
+                                                                 count_include_pad=False))
                 x.clamp_(low, high)
     finally:
         handle.remove()
     return x.detach()
+
+
+def stretch(image):
+    """Pixels (0..1) stretched to the full grey range; a flat image keeps its true grey."""
+    low, high = image.min(), image.max()
+    return (image - low) / (high - low) if high - low > 0.05 else image
 
 
 def main(argv=None) -> Path | None:
@@ -103,13 +116,15 @@ def main(argv=None) -> Path | None:
         filters = list(range(min(args.filters, conv.out_channels)))
         x = max_response(model, conv, filters, args.steps, low=low, high=high)
         pad = args.filters - len(filters)
-        images += list(x[:, 0].cpu().numpy()) + [None] * pad
+        images += [stretch(img) for img in (x[:, 0] * data.std + data.mean).cpu().numpy()]
+        images += [None] * pad
         titles += [f"{label} #{f}" for f in filters] + [""] * pad
         print(f"{label} ({name}): {conv.out_channels} filters {tuple(conv.kernel_size)}, "
               f"optimised {len(filters)} inputs", flush=True)
     path = out / "max_response.png"
-    if save_image_grid(images, path, titles, ncols=args.filters,
-                       title=f"inputs that maximise each filter ({settings['model']})"):
+    if save_image_grid(images, path, titles, ncols=args.filters, value_range=(0, 1),
+                       title=f"inputs that maximise each filter ({settings['model']}; "
+                             "contrast stretched per image)"):
         print(f"saved {path}")
         return path
     print("matplotlib is not installed: nothing saved")

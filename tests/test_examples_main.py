@@ -288,9 +288,10 @@ def test_max_response_raises_the_filter_activation():
             out = conv(x)[gradforge.arange(3), gradforge.tensor([0, 1, 2])]
         return out.relu().mean(dim=(1, 2))
 
-    x = max_response(model, conv, [0, 1, 2], steps=10)
+    x = max_response(model, conv, [0, 1, 2], steps=20)
     assert x.shape == (3, 1, 28, 28) and x.min() >= -1 and x.max() <= 3
-    assert (response(x) > response(0.1 * gradforge.randn(3, 1, 28, 28)) + 0.2).all()
+    # From faint noise (the start) to a response several times stronger.
+    assert (response(x) > 4 * response(0.1 * gradforge.randn(3, 1, 28, 28))).all()
 
 
 def test_visualize_filters_and_adversarial_examples(tmp_path):
