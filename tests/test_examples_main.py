@@ -309,3 +309,12 @@ def test_visualize_filters_and_adversarial_examples(tmp_path):
     assert accuracy[max(accuracy)] < accuracy[0.0]   # the attack hurts
     for e in result["examples"]:
         assert e["before"][0] == e["label"] != e["after"][0]
+
+
+def test_readme_quickstart_runs(capsys):
+    readme = (ROOT / "README.md").read_text()
+    code = readme.split("## Quickstart", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "README.md quickstart", "exec"), namespace)  # noqa: S102
+    assert capsys.readouterr().out == "tensor([2., 4., 6.])\n"
+    assert namespace["loss"].item() < 0.05   # 100 steps memorise 64 random points
