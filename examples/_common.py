@@ -17,6 +17,7 @@ import numpy as np
 
 import gradforge
 import gradforge.nn.functional as F
+from gradforge import nn
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot")
@@ -254,3 +255,76 @@ def save_image_grid(images, path, titles=None, ncols: int | None = None,
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True
+
+
+def save_run_plots(history: list[dict], best: dict, classes, model, title: str,
+                   out: Path) -> list[str]:
+    """A training run in pictures: ``curves.png`` (loss and accuracy per epoch),
+    ``confusion.png`` (the best epoch's confusion matrix), ``filters.png`` (the first layer).
+
+    Args:
+        history: one dict per epoch with ``epoch``, ``train_loss``, ``test_loss``,
+            ``test_acc``; best: ``epoch``, ``test_acc`` and ``confusion`` (a k x k list).
+
+    Returns:
+        The names of the files written (none without matplotlib).
+    """
+    plt = pyplot()
+    if plt is None or not history:
+        return []
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    ax_loss.plot(epochs, [h["test_loss"] for h in history], "o-", label="test")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax_loss.legend()
+    ax_acc.plot(epochs, [100 * h["test_acc"] for h in history], "o-", color="C2")
+    ax_acc.set(xlabel="epoch", ylabel="%", title="test accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=120)
+    plt.close(fig)
+
+    confusion = np.array(best["confusion"])
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            if confusion[i, j]:
+                ax.text(j, i, confusion[i, j], ha="center", va="center", fontsize=7,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xticks(range(k), classes, rotation=45, ha="right")
+    ax.set_yticks(range(k), classes)
+    ax.set(xlabel="predicted", ylabel="true",
+           title=f"confusion matrix, epoch {best['epoch']} "
+                 f"(test accuracy {100 * best['test_acc']:.1f}%)")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
+    fig.tight_layout()
+    fig.savefig(out / "confusion.png", dpi=120)
+    plt.close(fig)
+
+    names = ["curves.png", "confusion.png"]
+    if save_first_layer(model, out / "filters.png"):
+        names.append("filters.png")
+    return names
+
+
+def save_first_layer(model: nn.Module, path: Path) -> bool:
+    """The first layer's weights as images: conv kernels, or a Linear layer's input weights."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            w = module.weight.detach().cpu().numpy()
+            return save_image_grid(w[:, 0], path, symmetric=True, cmap="RdBu_r",
+                                   title=f"first layer: {w.shape[0]} conv filters "
+                                         f"{w.shape[2]}x{w.shape[3]} (red +, blue -)")
+        if isinstance(module, nn.Linear):
+            w = module.weight.detach().cpu().numpy()[:64]
+            return save_image_grid(w.reshape(-1, 28, 28), path, symmetric=True, cmap="RdBu_r",
+                                   title=f"first layer: input weights of {len(w)} units "
+                                         "(red +, blue -)")
+    return False

@@ -43,8 +43,7 @@ from _common import (
     evaluate,
     load_data,
     pick_device,
-    pyplot,
-    save_image_grid,
+    save_run_plots,
 )
 from lenet_fashion_mnist import LeNet5
 from mlp_fashion_mnist import mlp
@@ -435,7 +434,8 @@ def train(args: argparse.Namespace) -> int:
             if is_best:
                 gradforge.save(run.state(), out / "best.safetensors")
             write_metrics(run, data, device, out)
-    plots = save_plots(run, data, out)
+    plots = save_run_plots(run.history, run.best, data.classes, model,
+                           f"{s['model']} on {data.source}", out)
     best = run.best
     print(f"best test accuracy {100 * best['test_acc']:.2f}% (epoch {best['epoch']}); "
           f"saved {', '.join(['best.safetensors', 'metrics.json'] + plots)} in {out}")
@@ -453,72 +453,6 @@ def write_metrics(run: Run, data: Data, device, out: Path) -> None:
     tmp = out / "metrics.json.tmp"
     tmp.write_text(json.dumps(metrics, indent=1) + "\n")
     os.replace(tmp, out / "metrics.json")
-
-
-def save_plots(run: Run, data: Data, out: Path) -> list[str]:
-    """Loss and accuracy curves, the best epoch's confusion matrix, the first layer's filters.
-
-    Returns the names of the files written (none without matplotlib).
-    """
-    plt = pyplot()
-    if plt is None or not run.history:
-        return []
-    epochs = [h["epoch"] for h in run.history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(epochs, [h["train_loss"] for h in run.history], "o-", label="train")
-    ax_loss.plot(epochs, [h["test_loss"] for h in run.history], "o-", label="test")
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    ax_loss.legend()
-    ax_acc.plot(epochs, [100 * h["test_acc"] for h in run.history], "o-", color="C2")
-    ax_acc.set(xlabel="epoch", ylabel="%", title="test accuracy")
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    fig.suptitle(f"{run.settings['model']} on {data.source}")
-    fig.tight_layout()
-    fig.savefig(out / "curves.png", dpi=120)
-    plt.close(fig)
-
-    confusion = np.array(run.best["confusion"])
-    k = len(data.classes)
-    fig, ax = plt.subplots(figsize=(7.5, 6.5))
-    rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
-    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    for i in range(k):
-        for j in range(k):
-            if confusion[i, j]:
-                ax.text(j, i, confusion[i, j], ha="center", va="center", fontsize=7,
-                        color="white" if rates[i, j] > 0.5 else "black")
-    ax.set_xticks(range(k), data.classes, rotation=45, ha="right")
-    ax.set_yticks(range(k), data.classes)
-    ax.set(xlabel="predicted", ylabel="true",
-           title=f"confusion matrix, epoch {run.best['epoch']} "
-                 f"(test accuracy {100 * run.best['test_acc']:.1f}%)")
-    fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
-    fig.tight_layout()
-    fig.savefig(out / "confusion.png", dpi=120)
-    plt.close(fig)
-
-    names = ["curves.png", "confusion.png"]
-    if save_first_layer(run.model, out / "filters.png"):
-        names.append("filters.png")
-    return names
-
-
-def save_first_layer(model: nn.Module, path: Path) -> bool:
-    """The first layer's weights as images: conv kernels, or a Linear layer's input weights."""
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            w = module.weight.detach().cpu().numpy()
-            return save_image_grid(w[:, 0], path, symmetric=True, cmap="RdBu_r",
-                                   title=f"first layer: {w.shape[0]} conv filters "
-                                         f"{w.shape[2]}x{w.shape[3]} (red +, blue -)")
-        if isinstance(module, nn.Linear):
-            w = module.weight.detach().cpu().numpy()[:64]
-            return save_image_grid(w.reshape(-1, 28, 28), path, symmetric=True, cmap="RdBu_r",
-                                   title=f"first layer: input weights of {len(w)} units "
-                                         "(red +, blue -)")
-    return False
 
 
 if __name__ == "__main__":

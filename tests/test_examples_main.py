@@ -89,6 +89,25 @@ def test_train_saves_best_checkpoint_metrics_and_plots(tmp_path):
             assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
 
 
+@pytest.mark.parametrize("model", ["lenet", "resnet"])
+def test_train_other_models(tmp_path, model):
+    out = run_train(tmp_path, "--model", model, "--epochs", "1", "--limit", "64")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["settings"]["model"] == model and len(metrics["epochs"]) == 1
+    assert np.isfinite(metrics["epochs"][0]["train_loss"])
+
+
+FULL_DATA = Path("/work/shared/data/fashion-mnist")
+
+
+@pytest.mark.skipif(not FULL_DATA.is_dir(), reason=f"no full Fashion-MNIST in {FULL_DATA}")
+def test_train_on_full_idx_files(tmp_path):
+    out = run_train(tmp_path, "--model", "mlp", "--epochs", "1", "--data-dir", str(FULL_DATA))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["data"]["source"] == str(FULL_DATA)
+    assert metrics["data"]["classes"][0] == "T-shirt/top"
+
+
 def test_resume_after_one_epoch_equals_two_epochs(tmp_path):
     whole = run_train(tmp_path, "--model", "cnn", "--epochs", "2", "--scheduler", "none",
                       name="whole")
