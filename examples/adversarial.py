@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _common import UsageError, load_data, pyplot
-from train import pretrained
+from _common import load_data, pyplot
+from train import frozen_pretrained
 
 import gradforge as torch
 import gradforge.nn.functional as F
@@ -74,14 +74,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default="runs/adversarial")
     args = parser.parse_args(argv)
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        model, settings = pretrained(args.checkpoint, out / "network", args.epochs, args.limit,
-                                     args.device)
-    except UsageError as e:
-        raise SystemExit(f"adversarial.py: error: {e}") from None
-    model.requires_grad_(False)   # gradients for the input only
+    model, settings, out = frozen_pretrained(args, "adversarial.py")
     device = next(model.parameters()).device
     # The images normalised exactly as the network saw them in training.
     data = load_data(settings["data_dir"], settings["limit"], device)

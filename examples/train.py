@@ -254,6 +254,20 @@ def pretrained(checkpoint: str | None, out: Path, epochs: int, limit: int | None
     return load_model(checkpoint, pick_device(device))
 
 
+def frozen_pretrained(args: argparse.Namespace, prog: str) -> tuple[nn.Module, dict, Path]:
+    """For the examples that study a trained network: ``--out`` created, the network from
+    ``--checkpoint`` (or trained now) with its parameters frozen, or a one-line error."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        model, settings = pretrained(args.checkpoint, out / "network", args.epochs, args.limit,
+                                     args.device)
+    except UsageError as e:
+        raise SystemExit(f"{prog}: error: {e}") from None
+    model.requires_grad_(False)   # gradients flow to the input only
+    return model, settings, out
+
+
 def run_directory(args: argparse.Namespace) -> Path:
     """``--out``, the resumed run's folder, or a new ``runs/<date-time>`` linked as latest."""
     if args.out:

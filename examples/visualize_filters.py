@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _common import UsageError, load_data, save_image_grid
-from train import pretrained
+from _common import load_data, save_image_grid
+from train import frozen_pretrained
 
 import gradforge as torch
 import gradforge.nn.functional as F
@@ -92,14 +92,7 @@ def main(argv=None) -> Path | None:
     parser.add_argument("--out", default="runs/visualize_filters")
     args = parser.parse_args(argv)
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        model, settings = pretrained(args.checkpoint, out / "network", args.epochs, args.limit,
-                                     args.device)
-    except UsageError as e:
-        raise SystemExit(f"visualize_filters.py: error: {e}") from None
-    model.requires_grad_(False)   # only the input is optimised
+    model, settings, out = frozen_pretrained(args, "visualize_filters.py")
     convs = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     if not convs:
         raise SystemExit(f"visualize_filters.py: the {settings['model']} model has no "
