@@ -21,6 +21,8 @@ import argparse
 import sys
 import time
 
+from _common import UsageError, pick_device
+
 import gradforge as torch
 from gradforge import nn
 from gradforge.datasets import FashionMNIST
@@ -40,16 +42,6 @@ def mlp(hidden: tuple[int, ...] = (256, 128), num_classes: int = 10) -> nn.Seque
         width = h
     layers.append(nn.Linear(width, num_classes))
     return nn.Sequential(*layers)
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto`` is the GPU when one is usable, else the CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        why = torch.backend.cuda.status()[1]
-        raise SystemExit(f"error: --device cuda: CUDA is not available: {why}")
-    return torch.device(name)
 
 
 def load(data_dir: str | None, limit: int | None, device) -> tuple:
@@ -94,7 +86,10 @@ def main(argv=None) -> float:
     args = parser.parse_args(argv)
 
     torch.manual_seed(args.seed)
-    device = pick_device(args.device)
+    try:
+        device = pick_device(args.device)
+    except UsageError as e:
+        raise SystemExit(f"error: {e}") from None
     train_x, train_y, test_x, test_y = load(args.data_dir, args.limit, device)
     loader = DataLoader(TensorDataset(train_x, train_y), batch_size=args.batch_size,
                         shuffle=True)
