@@ -4,7 +4,8 @@
 
 Each workload is built once per library from the same code (benchmarks/workloads.py), warmed
 up, then timed interleaved (gradforge, torch, gradforge, torch ...) with a synchronize before
-every clock read on the GPU. The table gives medians and the ratio gradforge / PyTorch (below
+every clock read on the GPU; on the CPU the alternation goes in short blocks after a pause, so
+neither library is timed against the other's spinning thread pool (benchmarks/timing.py). The table gives medians and the ratio gradforge / PyTorch (below
 1 means gradforge is faster). Without PyTorch installed the table has gradforge only. On
 ``cuda`` a second table gives the bandwidth of gradforge's kernels next to a device-to-device
 copy of the same bytes.
@@ -53,14 +54,15 @@ def _synchronizer(lib, device: str):
     return lambda: None
 
 
-def run_workload(w: Workload, device: str, torch, reps: int, warmup: int) -> dict:
+def run_workload(w: Workload, device: str, torch, reps: int, warmup: int,
+                 settle_s: float = 0.0) -> dict:
     row = {"name": w.name, "shape": w.shape, "per": w.per}
     libs = {"gradforge": gradforge}
     if torch is not None and (device == "cpu" or torch.cuda.is_available()):
         libs["torch"] = torch
     steps = {name: w.build(lib, device, np.random.default_rng(0)) for name, lib in libs.items()}
     timed = interleaved(steps, {name: _synchronizer(lib, device) for name, lib in libs.items()},
-                        reps, warmup)
+                        reps, warmup, settle_s if len(libs) > 1 else 0.0)
     for name, result in timed.items():
         row[f"{name}_s"] = result["median_s"] / w.per
         row[f"{name}_samples_s"] = result["samples_s"]
@@ -166,6 +168,10 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: two samples each, kernels at batch 1")
     parser.add_argument("--reps", type=int, help="samples per library (default per workload)")
+    parser.add_argument("--settle", type=float,
+                        help="CPU: seconds of pause between blocks of one library's samples, "
+                             "so the other's idle thread pool is asleep (default 0.25; 0 "
+                             "alternates sample by sample, as on the GPU)")
     args = parser.parse_args(argv)
 
     if args.device == "cuda" and not gradforge.cuda.is_available():
@@ -175,6 +181,8 @@ def main(argv=None) -> int:
     if torch is None:
         print("PyTorch is not installed: timing gradforge only.", file=sys.stderr)
     warmup = 1
+    settle = args.settle if args.settle is not None else \
+        (0.25 if args.device == "cpu" and not args.quick else 0.0)
     load_before = os.getloadavg()  # other work on the machine skews both columns
     rows = []
     for w in workloads:
@@ -185,7 +193,7 @@ def main(argv=None) -> int:
                          "skipped": f"not available: {', '.join(missing)}"})
         else:
             try:
-                rows.append(run_workload(w, args.device, torch, reps, warmup))
+                rows.append(run_workload(w, args.device, torch, reps, warmup, settle))
             except Exception as e:  # noqa: BLE001  one broken workload must not hide the rest
                 traceback.print_exc()
                 rows.append({"name": w.name, "shape": w.shape,
@@ -198,7 +206,7 @@ def main(argv=None) -> int:
                               batch=1 if args.quick else 32)
         print("\n" + kernel_table(kernels))
     if args.json:
-        env = dict(environment(args.device, torch), loadavg_start=load_before,
+        env = dict(environment(args.device, torch), settle_s=settle, loadavg_start=load_before,
                    loadavg_end=os.getloadavg())
         results = {"environment": env, "workloads": rows, "kernels": kernels}
         with open(args.json, "w") as f:

@@ -69,3 +69,34 @@ def test_cuda_run_adds_the_kernel_bandwidth_table(tmp_path):
     results = json.loads(out.read_text())
     assert results["environment"]["gpu"] and results["environment"]["cuda_driver"] > 0
     assert all(k["bytes"] > 0 and k["fraction_of_copy"] > 0 for k in results["kernels"])
+
+
+def test_settled_interleaving_times_blocks_after_a_pause_and_one_untimed_call(monkeypatch):
+    sys.path.insert(0, str(RUN.parent))
+    try:
+        import timing
+    finally:
+        sys.path.remove(str(RUN.parent))
+    events = []
+    clock = [0.0]
+    monkeypatch.setattr(timing.time, "sleep", lambda s: events.append(("sleep", s)))
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
+
+    def step(name, cost):
+        def run():
+            events.append(name)
+            clock[0] += cost
+        return run
+
+    steps = {"a": step("a", 0.1), "b": step("b", 0.25)}
+    done = timing.interleaved(steps, {"a": lambda: None, "b": lambda: None}, reps=2,
+                              warmup=1, settle_s=0.5, block_s=0.3)
+    # a fits 3 samples in a 0.3 s block, b one; each block follows a pause and an untimed call.
+    block_a = [("sleep", 0.5), "a", "a", "a", "a"]
+    block_b = [("sleep", 0.5), "b", "b"]
+    assert events == ["a", "b"] + (block_a + block_b) * 2
+    assert done["a"]["samples_s"] == pytest.approx([0.1] * 6)
+    assert done["b"]["samples_s"] == pytest.approx([0.25] * 2)
+    assert done["a"]["median_s"] == pytest.approx(0.1)
+    plain = timing.interleaved(steps, {"a": lambda: None, "b": lambda: None}, reps=3)
+    assert len(plain["a"]["samples_s"]) == 3 and len(plain["b"]["samples_s"]) == 3
