@@ -159,3 +159,59 @@ def test_inplace_int_target_refuses_float_operand():
     t = gf.tensor([1, 2, 3])
     with pytest.raises(RuntimeError, match="can't be cast to the desired output type"):
         t.add_(gf.tensor([0.5, 0.5, 0.5]))
+
+
+# -- the CPU workspace: large transient buffers reused once free -------------------------------
+def _workspace(min_bytes=1024, max_bytes=10 ** 6):
+    from gradforge.backend.cpu import _Workspace
+    return _Workspace(min_bytes, max_bytes)
+
+
+def test_workspace_reuses_a_buffer_only_once_nothing_refers_to_it():
+    ws = _workspace()
+    a = ws.take((64, 32), np.dtype(np.float32))
+    a_address = a.ctypes.data
+    b = ws.take((64, 32), np.dtype(np.float32))
+    assert not np.shares_memory(a, b)          # a is still alive: a second buffer
+    view = a[3:].T                             # a view keeps the buffer in use as well
+    del a
+    c = ws.take((64, 32), np.dtype(np.float32))
+    assert not np.shares_memory(c, view) and not np.shares_memory(c, b)
+    del view, c
+    d = ws.take((16, 100), np.dtype(np.float64))  # 12.8 kB: more than the 8 kB buffers hold
+    assert d.shape == (16, 100) and d.dtype == np.float64
+    del d
+    e = ws.take((2048,), np.dtype(np.float32))    # same 8 kB: the first free buffer again
+    assert e.ctypes.data == a_address
+    assert len(ws.buffers) == 4
+
+
+def test_workspace_leaves_small_requests_and_the_budget_alone():
+    ws = _workspace(min_bytes=4096, max_bytes=20000)
+    small = ws.take((10,), np.dtype(np.float32))
+    assert small.shape == (10,) and ws.buffers == []
+    big = [ws.take((2048,), np.dtype(np.float32)) for _ in range(3)]  # 8 kB each
+    assert len(ws.buffers) == 2                 # the third would exceed 20 kB: not kept
+    del big
+    ws.take((4000,), np.dtype(np.float32))      # 16 kB: room made by dropping free buffers
+    assert sum(b.nbytes for b in ws.buffers) <= 20000
+    ws.clear()
+    assert ws.buffers == []
+
+
+def test_convolutions_in_flight_keep_their_own_columns():
+    """Two convolutions whose columns are saved for backward, then a third in between: each
+    weight gradient still sees its own input (no buffer handed out twice)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((32, 16, 24, 24)).astype(np.float32) for _ in range(3)]
+    w0 = rng.standard_normal((8, 16, 3, 3)).astype(np.float32)
+    ours = gf.tensor(w0, requires_grad=True)
+    theirs = torch.tensor(w0, requires_grad=True)
+    outs = [gf.nn.functional.conv2d(gf.tensor(x), ours, padding=1) for x in xs[:2]]
+    ref = [torch.nn.functional.conv2d(torch.tensor(x), theirs, padding=1) for x in xs[:2]]
+    with gf.no_grad():
+        gf.nn.functional.conv2d(gf.tensor(xs[2]), ours, padding=1)
+    (outs[0].sum() + (outs[1] * 2).sum()).backward()
+    (ref[0].sum() + (ref[1] * 2).sum()).backward()
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-4, atol=1e-3)
