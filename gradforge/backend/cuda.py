@@ -158,6 +158,18 @@ class CUDABackend:
         self._modules: dict = {}
         self._special = None  # cupyx.scipy.special and cupyx, imported on first use
         self._cupyx = None
+        self._current = cp.cuda.runtime.getDevice  # read before every op: kept bound
+
+    def activate(self):
+        """A context manager making this GPU the current device, or None when it already is.
+
+        CuPy allocates and launches on the calling thread's current device, so an op on
+        ``cuda:1`` tensors runs with device 1 made current (torch's device guard) and the
+        previous device comes back on leaving. The common case costs one ``getDevice`` call.
+        """
+        if self._current() == self.index:
+            return None
+        return self.xp.cuda.Device(self.index)
 
     def asarray(self, data, dtype=None):
         with self.xp.cuda.Device(self.index):

@@ -75,7 +75,9 @@ class PhiloxGenerator:
             return out.reshape(shape)
 
     def uniform(self, low=0.0, high=1.0, size=None, dtype=np.float64):
-        return self.random(size, dtype) * (high - low) + low
+        # The scaling allocates too: on this GPU, whichever one is current.
+        with self._cp.cuda.Device(self.index):
+            return self.random(size, dtype) * (high - low) + low
 
     def standard_normal(self, size=None, dtype=np.float64):
         """Standard normal samples."""
@@ -93,7 +95,8 @@ class PhiloxGenerator:
             return out[:n].reshape(shape)
 
     def normal(self, loc=0.0, scale=1.0, size=None, dtype=np.float64):
-        return self.standard_normal(size, dtype) * scale + loc
+        with self._cp.cuda.Device(self.index):
+            return self.standard_normal(size, dtype) * scale + loc
 
     def integers(self, low, high=None, size=None, dtype=np.int64):
         """Integers drawn uniformly from [low, high).

@@ -7,7 +7,9 @@ usable here. Everything above the backend gets its array module as ``device.xp``
 """
 from __future__ import annotations
 
-__all__ = ["CPU", "as_device", "device"]
+import contextlib
+
+__all__ = ["CPU", "as_device", "device", "on_device"]
 
 _KNOWN = ("cpu", "cuda")
 
@@ -117,3 +119,19 @@ _CANONICAL: dict = {}
 def _canonical(d: device) -> device:
     # One descriptor object per device, so the backend lookup is cached once.
     return _CANONICAL.setdefault((d.type, d.index), d)
+
+
+_STAY = contextlib.nullcontext()  # reusable: nothing to switch
+
+
+def on_device(d: device):
+    """A context manager running its block with ``d`` as the current CUDA device.
+
+    CuPy allocates on the current GPU: creating or writing arrays of a ``cuda:1`` tensor
+    while device 0 is current needs device 1 made current first. Nothing happens for the
+    CPU or when ``d`` is current already. (Per-op hot paths test ``d.index is not None``
+    and call ``d.backend.activate()`` themselves, so the CPU pays nothing there.)
+    """
+    if d.index is None:
+        return _STAY
+    return d.backend.activate() or _STAY
