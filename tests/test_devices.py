@@ -3,6 +3,9 @@
 Each case runs one lambda on CPU tensors and on CUDA tensors made from the same float64 data,
 then compares the outputs and the gradient of every input (float64 to round-off, float32
 within its precision). ``cuda`` is a real GPU when one is present, else the simulated device.
+With two devices the families also run on ``cuda:1`` while device 0 is current: ops, creation,
+backward and optimizer steps run on their tensors' device (the simulator, as CuPy without peer
+access, refuses arrays of a device other than the current one).
 """
 import numpy as np
 import pytest
@@ -15,6 +18,34 @@ from gradforge.ops.attention import scaled_dot_product_attention
 F = gradforge.nn.functional
 pytestmark = pytest.mark.cuda
 
+two_devices = pytest.mark.skipif("gradforge.cuda.device_count() < 2", reason="one CUDA device")
+# "cuda" is the current device (0); "cuda:1" is another one.
+CUDA_DEVICES = ["cuda", pytest.param("cuda:1", marks=two_devices)]
+
+
+def _array_device(t) -> int:
+    return t._data.device.id
+
+
+def _check_placed(t, device) -> None:
+    """``t`` is on ``device``, and so is its array (the GPU that made it)."""
+    expected = gradforge.backend.as_device(device)
+    assert t.device == expected, f"a tensor of a {expected} op is on {t.device}"
+    if expected.type == "cuda":
+        assert _array_device(t) == expected.index, \
+            f"a {expected} tensor holds an array of cuda:{_array_device(t)}"
+
+
+@pytest.fixture(autouse=True)
+def _device_0_current():
+    """Every test starts with device 0 current and must leave it so."""
+    if not gradforge.cuda.is_available():
+        yield
+        return
+    gradforge.cuda.set_device(0)
+    yield
+    assert gradforge.cuda.current_device() == 0, "the current device changed"
+
 
 def _listed(x):
     return list(x) if isinstance(x, (tuple, list)) else [x]
@@ -26,25 +57,29 @@ def _run(fn, arrays, device, grad_inputs, seed):
               for i, a in enumerate(arrays)]
     outs = _listed(fn(gradforge, *inputs))
     for o in outs:
-        assert o.device.type == device, f"an output of a {device} op is on {o.device}"
+        _check_placed(o, device)
     diff = [o for o in outs if o.requires_grad]
     if diff:
         rng = np.random.default_rng(seed + 1)
         loss = sum((o * gradforge.tensor(rng.standard_normal(tuple(o.shape)), dtype=o.dtype,
                                          device=device)).sum() for o in diff)
         loss.backward()
+    for t in inputs:
+        if t.grad is not None:
+            _check_placed(t.grad, device)
     host = [o.detach().cpu().numpy() for o in outs]
     grads = [None if t.grad is None else t.grad.cpu().numpy() for t in inputs]
     return host, grads
 
 
-def same_on_cuda(fn, specs, *, dtype=np.float64, seed=0, grad_inputs=None, rtol=None):
-    """Assert ``fn(lib, *tensors)`` and its input gradients agree on cpu and cuda."""
+def same_on_cuda(fn, specs, *, dtype=np.float64, seed=0, grad_inputs=None, rtol=None,
+                 device="cuda"):
+    """Assert ``fn(lib, *tensors)`` and its input gradients agree on cpu and ``device``."""
     arrays = make_inputs(specs, seed, dtype)
     grad_inputs = range(len(arrays)) if grad_inputs is None else grad_inputs
     rtol = rtol or (1e-12 if dtype == np.float64 else 2e-5)
     cpu_out, cpu_grads = _run(fn, arrays, "cpu", grad_inputs, seed)
-    gpu_out, gpu_grads = _run(fn, arrays, "cuda", grad_inputs, seed)
+    gpu_out, gpu_grads = _run(fn, arrays, device, grad_inputs, seed)
     for c, g in zip(cpu_out, gpu_out):
         assert c.dtype == g.dtype and c.shape == g.shape
         np.testing.assert_allclose(g, c, rtol=rtol, atol=rtol)
@@ -128,10 +163,11 @@ def _setitem(x, y):
     return z
 
 
+@pytest.mark.parametrize("device", CUDA_DEVICES)
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_op_family_matches_cpu_in_float64(name):
+def test_op_family_matches_cpu_in_float64(name, device):
     fn, specs = CASES[name]
-    same_on_cuda(fn, specs)
+    same_on_cuda(fn, specs, device=device)
 
 
 @pytest.mark.parametrize("name", ["arithmetic", "activations", "matmul", "softmax_family",
@@ -141,27 +177,35 @@ def test_op_family_matches_cpu_in_float32(name):
     same_on_cuda(fn, specs, dtype=np.float32)
 
 
-def test_creation_on_cuda_matches_cpu():
+@pytest.mark.parametrize("device", CUDA_DEVICES)
+def test_creation_on_cuda_matches_cpu(device):
     def made(device):
         return [gradforge.zeros(2, 3, device=device), gradforge.ones(4, device=device),
                 gradforge.full((2,), 1.5, device=device), gradforge.arange(5, device=device),
                 gradforge.arange(0.0, 1.0, 0.25, device=device),
                 gradforge.linspace(0, 1, 5, device=device), gradforge.eye(3, device=device),
                 gradforge.tensor([[1, 2], [3, 4]], device=device),
-                gradforge.zeros_like(gradforge.ones(2, device=device))]
-    for c, g in zip(made("cpu"), made("cuda")):
-        assert g.is_cuda and g.dtype == c.dtype
+                gradforge.zeros_like(gradforge.ones(2, device=device)),
+                gradforge.full_like(gradforge.ones(2, 1, device=device), 7),
+                gradforge.ones(3, device=device).new_zeros(2)]
+    for c, g in zip(made("cpu"), made(device)):
+        _check_placed(g, device)
+        assert g.dtype == c.dtype
         np.testing.assert_array_equal(g.cpu().numpy(), c.numpy())
 
 
-def test_in_place_ops_on_cuda():
-    x = gradforge.arange(6.0, device="cuda").reshape(2, 3)
+@pytest.mark.parametrize("device", CUDA_DEVICES)
+def test_in_place_ops_on_cuda(device):
+    x = gradforge.arange(6.0, device=device).reshape(2, 3)
+    y = gradforge.full((2, 3), 0.5, device=device)
     with gradforge.no_grad():
         x.add_(1).mul_(2).clamp_(0, 9)
         x.masked_fill_(x > 8, -1.0)
         x[1].zero_()
+        x.addcmul_(y, y, value=4).addcdiv_(y, y, value=-1).lerp_(y, 0.0).add_(y, alpha=2)
         x.copy_((x * 0.5).cpu() + gradforge.ones(3))  # a CPU source copies in, as in torch
-    np.testing.assert_array_equal(x.cpu().numpy(), [[2.0, 3.0, 4.0], [1.0, 1.0, 1.0]])
+    np.testing.assert_array_equal(x.cpu().numpy(), [[2.5, 3.5, 4.5], [1.5, 1.5, 1.5]])
+    _check_placed(x, device)
 
 
 def test_kernels_on_cuda_match_their_numpy_twins():
@@ -253,13 +297,6 @@ def test_a_module_on_cuda_refuses_cpu_input_naming_both_devices():
 
 
 # -- several devices (two on the simulator) ---------------------------------------------------
-two_devices = pytest.mark.skipif("gradforge.cuda.device_count() < 2", reason="one CUDA device")
-
-
-def _array_device(t) -> int:
-    return t._data.device.id
-
-
 @two_devices
 def test_transfers_between_cuda_devices():
     x = gradforge.arange(4.0, device="cuda:0")
@@ -274,13 +311,143 @@ def test_transfers_between_cuda_devices():
 
 
 @two_devices
-@pytest.mark.xfail(strict=True, reason="ops and creation run on the thread's current device, so "
-                   "cuda:1 tensors get cuda:0 memory (or, without peer access, fail): "
-                   "Function.apply, the engine and creation need the tensor's device made "
-                   "current (reported; remove this marker with the fix)")
 def test_ops_on_a_second_device_compute_there():
     x = gradforge.ones(3, device="cuda:1", requires_grad=True)
     assert _array_device(x) == 1
     y = (x * 2).sum()
-    y.backward()
+    with gradforge.autograd.detect_anomaly():  # its NaN check reads the gradients too
+        y.backward()
     assert _array_device(y) == 1 and _array_device(x.grad) == 1
+    assert float(y) == 6.0
+    np.testing.assert_array_equal(x.grad.cpu().numpy(), [2.0, 2.0, 2.0])
+
+
+@two_devices
+def test_random_creation_on_a_second_device_repeats_the_first_devices_draws():
+    def draws(device):
+        gradforge.cuda.manual_seed_all(7)
+        base = gradforge.zeros(2, 3, device=device)
+        return [gradforge.randn(4, 5, device=device), gradforge.rand(6, device=device),
+                gradforge.randint(0, 9, (5,), device=device), gradforge.randperm(7, device=device),
+                gradforge.randn_like(base), gradforge.rand_like(base, dtype=gradforge.float64),
+                gradforge.empty(3, device=device).normal_(2.0, 0.5),
+                gradforge.bernoulli(gradforge.full_like(base, 0.5)),
+                gradforge.multinomial(gradforge.tensor([0.2, 0.5, 0.3], device=device), 5,
+                                      replacement=True)]
+    first, second = draws("cuda:0"), draws("cuda:1")
+    for a, b in zip(first, second):
+        _check_placed(a, "cuda:0")
+        _check_placed(b, "cuda:1")
+        # One seed, one draw count: each device's Philox stream gives the same numbers.
+        np.testing.assert_array_equal(b.cpu().numpy(), a.cpu().numpy())
+    assert sorted(second[3].tolist()) == list(range(7))
+
+
+@two_devices
+def test_gpu_generator_draws_on_its_own_device():
+    generator = gradforge.device("cuda:1").backend.new_generator(3)
+    for a in (generator.uniform(-1.0, 1.0, (4,)), generator.normal(2.0, 3.0, (5,)),
+              generator.integers(0, 5, (3,))):
+        assert a.device.id == 1
+
+
+def _mlp():
+    return gradforge.nn.Sequential(gradforge.nn.Linear(5, 8), gradforge.nn.Tanh(),
+                                   gradforge.nn.Linear(8, 3))
+
+
+@two_devices
+@pytest.mark.parametrize("make_optimizer", [
+    lambda params: gradforge.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-2),
+    lambda params: gradforge.optim.Adam(params, lr=0.01, amsgrad=True)], ids=["sgd", "adam"])
+def test_training_steps_on_a_second_device_match_the_cpu(make_optimizer):
+    rng = np.random.default_rng(0)
+    x = gradforge.tensor(rng.standard_normal((4, 5)), dtype=gradforge.float64)
+    target = gradforge.tensor([0, 2, 1, 2])
+    runs = {}
+    for device in ("cpu", "cuda:1"):
+        gradforge.manual_seed(0)
+        model = _mlp().double().to(device)
+        optimizer = make_optimizer(model.parameters())
+        for _ in range(3):
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x.to(device)), target.to(device))
+            loss.backward()
+            optimizer.step()
+        _check_placed(loss, device)
+        runs[device] = (model, optimizer)
+    (cpu_model, cpu_opt), (gpu_model, gpu_opt) = runs["cpu"], runs["cuda:1"]
+    for p, q in zip(cpu_model.parameters(), gpu_model.parameters()):
+        _check_placed(q, "cuda:1")
+        _check_placed(q.grad, "cuda:1")
+        np.testing.assert_allclose(q.detach().cpu().numpy(), p.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(q.grad.cpu().numpy(), p.grad.numpy(), rtol=1e-12,
+                                   atol=1e-15)
+        cpu_state, gpu_state = cpu_opt.state[p], gpu_opt.state[q]
+        assert sorted(cpu_state) == sorted(gpu_state)
+        for name, value in gpu_state.items():
+            if name == "step":  # a CPU counter, as in torch
+                continue
+            _check_placed(value, "cuda:1")
+            np.testing.assert_allclose(value.cpu().numpy(), cpu_state[name].numpy(),
+                                       rtol=1e-12, atol=1e-15)
+
+
+@two_devices
+def test_conv_and_pool_kernels_run_on_a_second_device():
+    rng = np.random.default_rng(1)
+    x_host = rng.standard_normal((2, 3, 9, 8))
+    results = {}
+    for device in ("cpu", "cuda:1"):
+        gradforge.manual_seed(0)
+        layer = gradforge.nn.Conv2d(3, 4, 3, stride=(2, 1), padding=1).double().to(device)
+        x = gradforge.tensor(x_host, device=device, requires_grad=True)
+        out = F.max_pool2d(layer(x).relu(), 2, ceil_mode=True)
+        (out * out).sum().backward()
+        for t in (out, x.grad, layer.weight.grad, layer.bias.grad):
+            _check_placed(t, device)
+        results[device] = [t.detach().cpu().numpy()
+                           for t in (out, x.grad, layer.weight.grad, layer.bias.grad)]
+    for c, g in zip(results["cpu"], results["cuda:1"]):
+        np.testing.assert_allclose(g, c, rtol=1e-12, atol=1e-12)
+
+
+@two_devices
+def test_ops_on_device_0_under_device_1_still_compute_on_device_0():
+    x = gradforge.tensor([1.0, -2.0, 3.0], device="cuda:0", requires_grad=True)
+    with gradforge.cuda.device(1):
+        y = (x * x).sum()
+        zeros = gradforge.zeros(2, device="cuda:0")
+        current = gradforge.zeros(2, device="cuda")  # "cuda" is the current device: 1
+        y.backward()
+        with gradforge.no_grad():
+            x.grad.mul_(0.5)
+        assert gradforge.cuda.current_device() == 1
+    _check_placed(y, "cuda:0")
+    _check_placed(zeros, "cuda:0")
+    _check_placed(x.grad, "cuda:0")
+    _check_placed(current, "cuda:1")
+    np.testing.assert_array_equal(x.grad.cpu().numpy(), [1.0, -2.0, 3.0])
+
+
+@two_devices
+def test_gradients_flow_back_across_devices_into_the_leaf():
+    x = gradforge.tensor([1.0, 2.0], device="cuda:0", requires_grad=True)
+    for _ in range(2):  # the second backward adds into x.grad while the walk is on device 1
+        with gradforge.autograd.detect_anomaly():  # the NaN check of a cuda:0 gradient, too
+            (x.to("cuda:1") ** 2).sum().backward()
+    _check_placed(x.grad, "cuda:0")
+    np.testing.assert_array_equal(x.grad.cpu().numpy(), [4.0, 8.0])
+
+
+@two_devices
+def test_data_loading_on_a_second_device():
+    data = gradforge.arange(12.0, device="cuda:1").reshape(6, 2)
+    loader = gradforge.utils.data.DataLoader(gradforge.utils.data.TensorDataset(data),
+                                             batch_size=4)
+    (first,), (second,) = list(loader)
+    _check_placed(first, "cuda:1")
+    np.testing.assert_array_equal(second.cpu().numpy(), [[8.0, 9.0], [10.0, 11.0]])
+    stacked = gradforge.utils.data.default_collate([data[0], data[5]])
+    _check_placed(stacked, "cuda:1")
+    np.testing.assert_array_equal(stacked.cpu().numpy(), [[0.0, 1.0], [10.0, 11.0]])

@@ -7,10 +7,12 @@ Gradients of leaves are accumulated into ``.grad`` (``backward``) or captured an
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import numpy as np
 
+from ..backend.device import on_device
 from . import function as _function
 from .function import Function
 from .grad_mode import STATE
@@ -29,7 +31,8 @@ def _roots(outputs, grad_outputs, create_graph):
             if out._data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs "
                                    f"(got an output of shape {tuple(out.shape)})")
-            g = T._make(out._device.xp.ones_like(out._data), out._device)
+            with on_device(out._device):
+                g = T._make(out._device.xp.ones_like(out._data), out._device)
         elif not isinstance(g, T):
             g = T._make(out._device.backend.asarray(g, dtype=out._data.dtype), out._device)
         if g._data.shape != out._data.shape:
@@ -120,8 +123,15 @@ class _Walk:
         elif self.create_graph:
             leaf.grad = leaf.grad + g
         else:
-            leaf.grad._data += g._data
-            leaf.grad._vc[0] += 1
+            grad = leaf.grad
+            if grad._device.index is None:
+                grad._data += g._data
+            else:
+                # The walk is on the current node's GPU; a leaf reached through a device
+                # transfer lives on another one.
+                with on_device(grad._device):
+                    grad._data += g._data
+            grad._vc[0] += 1
 
     def node_outputs(self, node, grads) -> None:
         """Hooks, retain_grad and captures on the gradients of ``node``'s outputs."""
@@ -180,9 +190,16 @@ def run_backward(outputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     # NOTE: backward formulas compute values they then mask out (log(0) where the base is
     # 0, ...); as torch, they do so silently. detect_anomaly is the tool to find NaNs.
     try:
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"), contextlib.ExitStack() as devices:
             while ready:
                 node = ready.pop()
+                if node.device.index is not None:
+                    # A node's backward (raw array code and zero gradients included) runs on
+                    # its GPU, as in torch. The walk stays there until a node elsewhere, and
+                    # the caller's device comes back when the stack unwinds at the end.
+                    guard = node.device.backend.activate()
+                    if guard is not None:
+                        devices.enter_context(guard)
                 grads = buffers.pop(node)
                 if slow_nodes or node._tensor_hooks or node._retained:
                     walk.node_outputs(node, grads)
@@ -309,7 +326,11 @@ def _skip(node, deps, ready, buffers) -> None:
 
 
 def _check_nan(node, k, g) -> None:
-    if g._data.dtype.kind == "f" and bool(node.device.xp.isnan(g._data).any()):
+    if g._data.dtype.kind != "f":
+        return
+    with on_device(g._device):
+        found = bool(g._device.xp.isnan(g._data).any())
+    if found:
         raise RuntimeError(
             f"Function '{node.name()}' returned nan values in its {k}th output.\n"
             f"Traceback of the forward call that caused the error:\n{node._forward_trace}")

@@ -163,9 +163,16 @@ class Function:
                     args, dev = _unify_devices(cls, args)
                 if a.requires_grad:
                     record = True
-        ctx = object.__new__(cls)
         if dev is None:
             dev = _cpu()
+        elif dev.index is not None:
+            # CuPy works on the current GPU: the op runs with its operands' device made
+            # current (torch's device guard). Inside, apply finds it current and goes on.
+            guard = dev.backend.activate()
+            if guard is not None:
+                with guard:
+                    return cls.apply(*args, **kwargs)
+        ctx = object.__new__(cls)
         ctx.device, ctx.xp = dev, dev.xp
         if not (record and STATE.enabled and cls.differentiable):
             if STATE.enabled:

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from ..backend import as_device
+from ..backend import as_device, on_device
 from ..backend.dtypes import bool_, from_numpy_dtype, get_default_dtype, int64, to_dtype
 from ..random import generator_for
 from ..tensor import Tensor
@@ -96,7 +96,8 @@ def from_dlpack(ext_tensor) -> Tensor:
     if int(kind) == 1:  # kDLCPU
         return Tensor._make(np.from_dlpack(ext_tensor), as_device("cpu"))
     dev = as_device(f"cuda:{index}")
-    return Tensor._make(dev.xp.from_dlpack(ext_tensor), dev)
+    with on_device(dev):
+        return Tensor._make(dev.xp.from_dlpack(ext_tensor), dev)
 
 
 def _shape(size) -> tuple:
@@ -109,7 +110,10 @@ def _shape(size) -> tuple:
 def _filled(fill, size, dtype, device, requires_grad, default_dtype=None) -> Tensor:
     dt = to_dtype(dtype) if dtype is not None else (default_dtype or get_default_dtype())
     dev = as_device(device)
-    return _finish(fill(dev.xp, _shape(size), dt.np), dev, requires_grad)
+    # NOTE: CuPy allocates on the current GPU; every creation below makes ``dev`` current.
+    with on_device(dev):
+        data = fill(dev.xp, _shape(size), dt.np)
+    return _finish(data, dev, requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False, out=None) -> Tensor:
@@ -161,7 +165,8 @@ def arange(start, end=None, step=1, *, dtype=None, device=None,
     n = max(0, math.ceil((end - start) / step))
     dev = as_device(device)
     dt = to_dtype(dtype)
-    data = (dev.xp.arange(n, dtype=np.float64) * step + start).astype(dt.np)
+    with on_device(dev):
+        data = (dev.xp.arange(n, dtype=np.float64) * step + start).astype(dt.np)
     return _finish(data, dev, requires_grad)
 
 
@@ -169,14 +174,18 @@ def linspace(start, end, steps: int, *, dtype=None, device=None,
              requires_grad: bool = False) -> Tensor:
     dev = as_device(device)
     dt = to_dtype(dtype) if dtype is not None else get_default_dtype()
-    return _finish(dev.xp.linspace(start, end, steps).astype(dt.np), dev, requires_grad)
+    with on_device(dev):
+        data = dev.xp.linspace(start, end, steps).astype(dt.np)
+    return _finish(data, dev, requires_grad)
 
 
 def eye(n: int, m: int | None = None, *, dtype=None, device=None,
         requires_grad: bool = False) -> Tensor:
     dev = as_device(device)
     dt = to_dtype(dtype) if dtype is not None else get_default_dtype()
-    return _finish(dev.xp.eye(n, m, dtype=dt.np), dev, requires_grad)
+    with on_device(dev):
+        data = dev.xp.eye(n, m, dtype=dt.np)
+    return _finish(data, dev, requires_grad)
 
 
 # -- random -----------------------------------------------------------------------------------
@@ -184,7 +193,9 @@ def _random(draw, size, generator, dtype, device, requires_grad, default=None) -
     dev = as_device(device)
     dt = to_dtype(dtype) if dtype is not None else (default or get_default_dtype())
     rng = generator_for(dev, generator).rng
-    return _finish(draw(rng, _shape(size), dt.np), dev, requires_grad)
+    with on_device(dev):
+        data = draw(rng, _shape(size), dt.np)
+    return _finish(data, dev, requires_grad)
 
 
 def _float_draw(method):
@@ -291,5 +302,7 @@ def multinomial(input, num_samples: int, replacement: bool = False, *, generator
 
 def _searchsorted(cdf, u):
     xp = cdf.device.xp
-    idx = xp.searchsorted(cdf._data, u._data, side="right")
-    return Tensor._make(xp.minimum(idx, cdf._data.shape[0] - 1).astype(xp.int64), cdf.device)
+    with on_device(cdf._device):
+        idx = xp.searchsorted(cdf._data, u._data, side="right")
+        idx = xp.minimum(idx, cdf._data.shape[0] - 1).astype(xp.int64)
+    return Tensor._make(idx, cdf._device)

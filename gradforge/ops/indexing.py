@@ -148,7 +148,10 @@ def index_put(input, index, value) -> Tensor:
 
 def setitem(input, index, value) -> None:
     """``input[index] = value``: in place, or recorded in the graph when autograd tracks it."""
-    from .inplace import commit, tracking
+    from .inplace import _activate, commit, tracking
+    if input._device.index is not None and (guard := _activate(input)) is not None:
+        with guard:  # CuPy writes on the current GPU: make input's current (see ops.inplace)
+            return setitem(input, index, value)
     if tracking(input, value):
         commit(input, index_put(input.clone(), index, value))
         return

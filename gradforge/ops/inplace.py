@@ -6,6 +6,9 @@ array is updated in place with ``out=``: the fast path optimizers use. When the 
 being recorded, the op runs out of place on a clone and the tensor takes the result's place
 in the graph (torch's rebase), so its old value stays correct for backward. A view changed
 in place rebases its base too (``ViewWrite``), so gradients reach the base's history.
+
+CuPy writes on the current GPU: an op on a tensor of another GPU makes that device current and
+runs again inside (where ``_activate`` finds nothing to switch); the CPU pays one test.
 """
 from __future__ import annotations
 
@@ -15,6 +18,12 @@ from ..backend.dtypes import bool_, get_default_dtype, result_type, scalar_categ
 from ..tensor import Tensor
 from . import elementwise as ew
 from ._util import broadcast_shapes
+
+
+def _activate(t: Tensor):
+    """A context manager making ``t``'s GPU current when another GPU is, else None (callers
+    test ``t._device.index`` first, so a CPU tensor costs one attribute read)."""
+    return t._device.backend.activate()
 
 
 def tracking(target: Tensor, *others) -> bool:
@@ -126,6 +135,9 @@ def _operand(target: Tensor, other):
 
 def _binary_inplace(name: str, out_of_place, ufunc_name: str):
     def op(self: Tensor, other, *, alpha=1) -> Tensor:
+        if self._device.index is not None and (guard := _activate(self)) is not None:
+            with guard:
+                return op(self, other, alpha=alpha)
         _check_operands(self, other, floating=name == "div")
         if tracking(self, other):
             kwargs = {"alpha": alpha} if name in ("add", "sub") else {}
@@ -169,6 +181,9 @@ def fill_(self: Tensor, value) -> Tensor:
     if isinstance(value, Tensor) and value._data.ndim:
         raise RuntimeError("fill_ only supports 0-dimension value tensor but got tensor with "
                            f"{value._data.ndim} dimensions.")
+    if self._device.index is not None and (guard := _activate(self)) is not None:
+        with guard:
+            return fill_(self, value)
     if tracking(self, value):
         return commit(self, _replaced(self, value))
     self._data[...] = _operand(self, value)
@@ -182,6 +197,9 @@ def zero_(self: Tensor) -> Tensor:
 
 def copy_(self: Tensor, src, non_blocking: bool = False) -> Tensor:
     """Copy ``src`` (broadcast, cast, moved to this device) into this tensor."""
+    if self._device.index is not None and (guard := _activate(self)) is not None:
+        with guard:
+            return copy_(self, src, non_blocking)
     if tracking(self, src):
         return commit(self, _replaced(self, src))
     if isinstance(src, Tensor):
@@ -196,6 +214,9 @@ def copy_(self: Tensor, src, non_blocking: bool = False) -> Tensor:
 
 
 def clamp_(self: Tensor, min=None, max=None) -> Tensor:
+    if self._device.index is not None and (guard := _activate(self)) is not None:
+        with guard:
+            return clamp_(self, min, max)
     if tracking(self, min, max):
         return commit(self, ew.clamp(self.clone(), min, max))
     if min is None and max is None:
@@ -210,6 +231,9 @@ clip_ = clamp_
 
 def masked_fill_(self: Tensor, mask, value) -> Tensor:
     from .indexing import masked_fill
+    if self._device.index is not None and (guard := _activate(self)) is not None:
+        with guard:
+            return masked_fill_(self, mask, value)
     if tracking(self, value):
         return commit(self, masked_fill(self.clone(), mask, value))
     if not isinstance(mask, Tensor) or mask._data.dtype.kind != "b":
@@ -224,6 +248,9 @@ def masked_fill_(self: Tensor, mask, value) -> Tensor:
 
 def _unary_inplace(fn):
     def op(self: Tensor) -> Tensor:
+        if self._device.index is not None and (guard := _activate(self)) is not None:
+            with guard:
+                return op(self)
         if tracking(self):
             return commit(self, fn(self.clone()))
         self._data[...] = fn(self.detach())._data
@@ -244,6 +271,9 @@ abs_ = _unary_inplace(ew.abs)
 
 
 def pow_(self: Tensor, exponent) -> Tensor:
+    if self._device.index is not None and (guard := _activate(self)) is not None:
+        with guard:
+            return pow_(self, exponent)
     _check_operands(self, exponent)
     if tracking(self, exponent):
         return commit(self, ew.pow(self.clone(), exponent))
@@ -274,6 +304,9 @@ def _add_array(self: Tensor, array, value) -> Tensor:
 
 def addcmul_(self: Tensor, tensor1, tensor2, *, value=1) -> Tensor:
     """``self += value * tensor1 * tensor2``."""
+    if self._device.index is not None and (guard := _activate(self)) is not None:
+        with guard:
+            return addcmul_(self, tensor1, tensor2, value=value)
     if isinstance(tensor1, Tensor) and isinstance(tensor2, Tensor) and \
             _same_kind(self, tensor1, tensor2):
         return _add_array(self, self._device.xp.multiply(tensor1._data, tensor2._data), value)
@@ -282,6 +315,9 @@ def addcmul_(self: Tensor, tensor1, tensor2, *, value=1) -> Tensor:
 
 def addcdiv_(self: Tensor, tensor1, tensor2, *, value=1) -> Tensor:
     """``self += value * tensor1 / tensor2``."""
+    if self._device.index is not None and (guard := _activate(self)) is not None:
+        with guard:
+            return addcdiv_(self, tensor1, tensor2, value=value)
     if isinstance(tensor1, Tensor) and isinstance(tensor2, Tensor) and \
             _same_kind(self, tensor1, tensor2):
         return _add_array(self, self._device.xp.true_divide(tensor1._data, tensor2._data),
@@ -291,6 +327,9 @@ def addcdiv_(self: Tensor, tensor1, tensor2, *, value=1) -> Tensor:
 
 def lerp_(self: Tensor, end, weight) -> Tensor:
     """``self += weight * (end - self)``."""
+    if self._device.index is not None and (guard := _activate(self)) is not None:
+        with guard:
+            return lerp_(self, end, weight)
     if isinstance(end, Tensor) and _same_kind(self, end, weight):
         step = self._device.xp.subtract(end._data, self._data)
         step *= weight._data if isinstance(weight, Tensor) else weight

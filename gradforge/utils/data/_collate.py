@@ -11,7 +11,7 @@ from collections import abc
 
 import numpy as np
 
-from ...backend import CPU
+from ...backend import CPU, on_device
 from ...backend import cuda as cuda_backend
 from ...ops.creation import as_tensor, tensor
 from ...ops.movement import stack
@@ -39,7 +39,9 @@ def _stack_tensors(batch: list) -> Tensor:
                                f"{list(shape)} at entry 0 and {list(t.shape)} at entry {i}")
     # NOTE: one array-level stack instead of one autograd op per sample: collation is on the
     # hot path of every training loop, and none of these tensors needs a graph.
-    return Tensor._make(first._device.xp.stack([t._data for t in batch]), first._device)
+    with on_device(first._device):  # CuPy allocates on the current GPU
+        data = first._device.xp.stack([t._data for t in batch])
+    return Tensor._make(data, first._device)
 
 
 def _rebuild(elem, fields):

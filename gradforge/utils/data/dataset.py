@@ -12,6 +12,7 @@ import math
 import warnings
 from collections.abc import Iterable, Sequence
 
+from ...backend import on_device
 from ...ops.creation import randperm
 from ...tensor import Tensor
 
@@ -83,7 +84,8 @@ def _rows(t: Tensor, indices: list) -> list:
     # views of one gathered array, wrapped without building autograd nodes.
     if t.requires_grad:
         return [t[i] for i in indices]
-    block = t._data[t._device.xp.asarray(indices, dtype="int64")]
+    with on_device(t._device):  # CuPy allocates on the current GPU
+        block = t._data[t._device.xp.asarray(indices, dtype="int64")]
     return [Tensor._make(row, t._device) for row in block]
 
 
