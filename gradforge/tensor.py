@@ -11,6 +11,7 @@ import numpy as np
 
 from .autograd import engine as _engine
 from .autograd.function import register_tensor_class
+from .backend.device import on_device
 from .backend.dtypes import from_numpy_dtype, get_default_dtype
 
 __all__ = ["Tensor"]
@@ -139,7 +140,9 @@ class Tensor:
         if self.grad_fn is not None:
             raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
                                "support the deepcopy protocol at the moment.")
-        new = type(self)._make(self._data.copy(), self._device, self.requires_grad)
+        with on_device(self._device):  # CuPy's copy() lands on the current GPU
+            data = self._data.copy()
+        new = type(self)._make(data, self._device, self.requires_grad)
         memo[id(self)] = new
         if self.grad is not None:
             new.grad = self.grad.__deepcopy__(memo)

@@ -7,6 +7,8 @@ With two devices the families also run on ``cuda:1`` while device 0 is current: 
 backward and optimizer steps run on their tensors' device (the simulator, as CuPy without peer
 access, refuses arrays of a device other than the current one).
 """
+import copy
+
 import numpy as np
 import pytest
 from oracle import make_inputs
@@ -451,3 +453,18 @@ def test_data_loading_on_a_second_device():
     stacked = gradforge.utils.data.default_collate([data[0], data[5]])
     _check_placed(stacked, "cuda:1")
     np.testing.assert_array_equal(stacked.cpu().numpy(), [[0.0, 1.0], [10.0, 11.0]])
+
+
+@two_devices
+def test_deepcopy_of_a_second_device_model_stays_there():
+    model = _mlp().to("cuda:1")
+    twin = copy.deepcopy(model)
+    for p, q in zip(model.parameters(), twin.parameters()):
+        _check_placed(q, "cuda:1")
+        np.testing.assert_array_equal(q.detach().cpu().numpy(), p.detach().cpu().numpy())
+    x = gradforge.ones(2, device="cuda:1", requires_grad=True)
+    (x * 3).sum().backward()
+    y = copy.deepcopy(x)  # a tensor's copy takes its gradient along
+    _check_placed(y, "cuda:1")
+    _check_placed(y.grad, "cuda:1")
+    np.testing.assert_array_equal(y.grad.cpu().numpy(), [3.0, 3.0])
