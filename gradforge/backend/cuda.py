@@ -158,7 +158,6 @@ class CUDABackend:
         self._modules: dict = {}
         self._special = None  # cupyx.scipy.special and cupyx, imported on first use
         self._cupyx = None
-        self._current = cp.cuda.runtime.getDevice  # read before every op: kept bound
 
     def activate(self):
         """A context manager making this GPU the current device, or None when it already is.
@@ -167,7 +166,7 @@ class CUDABackend:
         ``cuda:1`` tensors runs with device 1 made current (torch's device guard) and the
         previous device comes back on leaving. The common case costs one ``getDevice`` call.
         """
-        if self._current() == self.index:
+        if self.xp.cuda.runtime.getDevice() == self.index:
             return None
         return self.xp.cuda.Device(self.index)
 
