@@ -183,6 +183,24 @@ def test_col2im_is_the_adjoint_and_matches_fold(case):
     np.testing.assert_allclose(back, expected.numpy(), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("case", CONV)
+def test_batch_inner_columns_are_the_per_sample_ones_transposed(case):
+    """im2col_batch_inner is im2col with the batch moved innermost, bit for bit, and
+    col2im_batch_inner is col2im of the same columns (the same sums in the same order)."""
+    x = make_input(case.shape)
+    n = case.shape[0]
+    cols = CPU.im2col(x, *case.conv_args)
+    inner = CPU.im2col_batch_inner(x, *case.conv_args)
+    assert inner.shape == (cols.shape[1], cols.shape[2] * n)
+    np.testing.assert_array_equal(inner.reshape(cols.shape[1], cols.shape[2], n),
+                                  cols.transpose(1, 2, 0))
+    grads = make_input(cols.shape, seed=3)
+    back = CPU.col2im_batch_inner(np.ascontiguousarray(grads.transpose(1, 2, 0)).reshape(
+        inner.shape), case.shape, *case.conv_args)
+    assert back.flags.c_contiguous and back.shape == case.shape
+    np.testing.assert_array_equal(back, CPU.col2im(grads, case.shape, *case.conv_args))
+
+
 def test_im2col_takes_non_contiguous_input_and_keeps_float32():
     x = make_input((3, 7, 6, 2), np.float32).transpose(3, 0, 2, 1)  # (2, 3, 6, 7), strided
     cols = CPU.im2col(x, 3, 2, 2, 1, 1, 0, 1, 2)

@@ -84,6 +84,45 @@ def test_against_torch(op, case, device):
     compare(fn, specs, atol=1e-10, rtol=1e-9, device=device)
 
 
+ALL_CASES = ([("conv2d", c) for c in CONV2D.values()] + [("conv1d", c) for c in CONV1D.values()]
+             + [("conv_transpose2d", c) for c in CONV_TRANSPOSE2D.values()]
+             + [("conv_transpose1d", c) for c in CONV_TRANSPOSE1D.values()])
+
+
+@pytest.fixture(params=[0, 10 ** 9], ids=["per-sample", "batch-inner"])
+def column_layout(request, monkeypatch):
+    """The CPU backend with one column layout for every grid size (ops/conv.py)."""
+    from gradforge.backend.cpu import CPUBackend
+    monkeypatch.setattr(CPUBackend, "batch_inner_pixels", request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("op, case", ALL_CASES)
+def test_both_column_layouts_against_torch(op, case, column_layout):
+    """The default picks a layout by grid size; each layout alone gives torch's numbers."""
+    fn, specs = _conv_case(op, *case)
+    compare(fn, specs, atol=1e-10, rtol=1e-9)
+
+
+def test_layouts_agree_with_each_other_on_a_chunked_batch(monkeypatch):
+    """A batch-inner chunked convolution (forward, dX, dW) equals the per-sample one."""
+    from gradforge.backend.cpu import CPUBackend
+    x, w = make_inputs([(7, 4, 6, 5), (6, 2, 3, 3)], seed=5)
+    chunks = conv_ops.column_chunks
+    monkeypatch.setattr(conv_ops, "column_chunks",
+                        lambda n, per_sample: chunks(n, per_sample, limit=3 * per_sample))
+    results = []
+    for pixels in (0, 10 ** 9):
+        monkeypatch.setattr(CPUBackend, "batch_inner_pixels", pixels)
+        xt = gradforge.tensor(x, requires_grad=True)
+        wt = gradforge.tensor(w, requires_grad=True)
+        y = gradforge.conv2d(xt, wt, stride=(1, 2), padding=1, groups=2)
+        (y * gradforge.tensor(np.arange(y.numel()).reshape(y.shape) % 5)).sum().backward()
+        results.append((y.detach().numpy(), xt.grad.numpy(), wt.grad.numpy()))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
 def test_float32_against_torch(op):
     case = (CONV2D if op == "conv2d" else CONV_TRANSPOSE2D)["groups" if op == "conv2d"

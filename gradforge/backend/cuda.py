@@ -150,6 +150,8 @@ class CUDABackend:
     """CuPy on one GPU; kernels from ``kernels/*.cu`` compiled once per (file, device, dtype)."""
 
     name = "cuda"
+    batch_inner_pixels = 0
+    """Convolutions always use per-sample columns here: the kernels write them (ops/conv.py)."""
 
     def __init__(self, cp, index: int):
         self.xp = cp

@@ -10,6 +10,12 @@ Three Functions are closed under differentiation, so gradients of any order exis
 Each one's backward is written with the other two. Arrays are NCHW; a 1-D convolution is
 the 2-D one over a height-1 image. The im2col column buffer (``C*kh*kw`` rows per output
 pixel) is bounded by processing the batch in chunks (``shapes.column_chunks``).
+
+Two column layouts: per sample (N, C*kh*kw, OH*OW), whose GEMM result is already NCHW, and
+batch-innermost (C*kh*kw, OH*OW*N) for small output grids, where the per-sample GEMMs would
+be only OH*OW columns wide (16 at ResNet's 4x4 stage) and BLAS runs them several times
+slower than one wide GEMM; the backend says below which grid size it prefers the second
+(``batch_inner_pixels``; never on the GPU, whose kernels are per sample).
 """
 from __future__ import annotations
 
@@ -40,6 +46,29 @@ class ConvGeometry(NamedTuple):
 
 
 # -- array kernels: NumPy or CuPy through the backend's im2col/col2im and xp.matmul ------------
+class Columns(NamedTuple):
+    """im2col columns kept from the forward pass for the weight gradient, and their layout."""
+
+    array: object
+    batch_inner: bool
+
+
+def batch_inner(backend, oh: int, ow: int) -> bool:
+    """Whether convolutions producing (or reading) an (oh, ow) grid use batch-inner columns."""
+    return oh * ow <= getattr(backend, "batch_inner_pixels", 0)
+
+
+def to_nchw(xp, y_inner, n: int):
+    """(C, OH, OW, N) with the batch innermost as a contiguous (N, C, OH, OW) array."""
+    return xp.ascontiguousarray(y_inner.transpose(3, 0, 1, 2))
+
+
+def batch_inner_rows(x, groups: int):
+    """(N, C, H, W) as (G, C/G, H*W*N): the batch innermost, the layout of batch-inner columns."""
+    n, c, h, w = x.shape
+    return x.transpose(1, 2, 3, 0).reshape(groups, c // groups, h * w * n)
+
+
 def _chunked(xp, n: int, bytes_per_sample: int, compute, shape, dtype):
     """``compute(batch_slice)`` over chunks of the batch, each within the column budget."""
     chunks = column_chunks(n, bytes_per_sample)
@@ -56,7 +85,7 @@ def conv_array(backend, x, weight, geom: ConvGeometry, keep_columns: bool = Fals
 
     The batched matmul's result is already (N, G, Og, OH*OW), i.e. NCHW: no transpose.
     Returns ``(y, columns)``: with ``keep_columns`` and a batch built in one piece, the
-    columns (N, G, Cg*kh*kw, L) for the weight gradient, else None.
+    ``Columns`` for the weight gradient, else None.
     """
     xp = backend.xp
     n, c = x.shape[:2]
@@ -67,10 +96,21 @@ def conv_array(backend, x, weight, geom: ConvGeometry, keep_columns: bool = Fals
     w_mat = weight.reshape(g, o // g, k)
     window = geom.window(kh, kw)
     chunks = column_chunks(n, c * kh * kw * oh * ow * x.itemsize)
+    if batch_inner(backend, oh, ow):
+        def product(part):
+            cols = backend.im2col_batch_inner(part, *window).reshape(g, k, -1)
+            return cols, xp.matmul(w_mat, cols).reshape(o, oh, ow, part.shape[0])
+        if len(chunks) == 1:
+            cols, y = product(x)
+            return to_nchw(xp, y, n), (Columns(cols, True) if keep_columns else None)
+        y = xp.empty((n, o, oh, ow), x.dtype)
+        for sl in chunks:
+            y[sl] = product(x[sl])[1].transpose(3, 0, 1, 2)
+        return y, None
     if len(chunks) == 1:
         cols = backend.im2col(x, *window).reshape(n, g, k, oh * ow)
         y = xp.matmul(w_mat, cols).reshape(n, o, oh, ow)
-        return y, (cols if keep_columns else None)
+        return y, (Columns(cols, False) if keep_columns else None)
     y = xp.empty((n, g, o // g, oh * ow), x.dtype)
     for sl in chunks:
         xp.matmul(w_mat, backend.im2col(x[sl], *window).reshape(-1, g, k, oh * ow), out=y[sl])
@@ -94,13 +134,21 @@ def weight_grad_array(backend, x, grad_y, geom: ConvGeometry, weight_shape, colu
         padded[:, :, :grad_y.shape[2], :grad_y.shape[3]] = grad_y
         grad_y = padded
     k = cg * kh * kw
-    gy = grad_y.reshape(n, g, o // g, oh * ow)
     window = geom.window(kh, kw)
     chunks = [slice(0, n)] if columns is not None else \
         column_chunks(n, c * kh * kw * oh * ow * x.itemsize)
     total = None
+    if batch_inner(backend, oh, ow):
+        for sl in chunks:
+            cols = columns.array if columns is not None else \
+                backend.im2col_batch_inner(x[sl], *window).reshape(g, k, -1)
+            # One GEMM per group over every pixel of every sample: (K, L*N) @ (L*N, Og).
+            part = xp.matmul(cols, batch_inner_rows(grad_y[sl], g).transpose(0, 2, 1))
+            total = part if total is None else total + part
+        return total.transpose(0, 2, 1).reshape(weight_shape)
+    gy = grad_y.reshape(n, g, o // g, oh * ow)
     for sl in chunks:
-        cols = columns if columns is not None else \
+        cols = columns.array if columns is not None else \
             backend.im2col(x[sl], *window).reshape(-1, g, k, oh * ow)
         # One batched GEMM per sample and group, summed over the batch. cols @ g^T (K, Og)
         # rather than g @ cols^T (Og, K): the large operand is read in its own row-major
@@ -143,6 +191,13 @@ def conv_transpose_array(backend, x, weight, geom: ConvGeometry, out_hw):
     k = cout_g * kh * kw
     w_mat = weight.reshape(g, cin // g, k).transpose(0, 2, 1)
     window = geom.window(kh, kw)
+    if batch_inner(backend, ch, cw):
+        def compute(sl):
+            cols = xp.matmul(w_mat, batch_inner_rows(x[sl], g))
+            return backend.col2im_batch_inner(cols.reshape(g * k, -1), (cols.shape[2] // (ch * cw),
+                                              g * cout_g) + out_hw, *window)
+        return _chunked(xp, n, g * k * ch * cw * x.itemsize, compute, (n, g * cout_g) + out_hw,
+                        x.dtype)
 
     def compute(sl):
         cols = xp.matmul(w_mat, x[sl].reshape(-1, g, cin // g, ch * cw))
