@@ -215,3 +215,34 @@ def test_convolutions_in_flight_keep_their_own_columns():
     (outs[0].sum() + (outs[1] * 2).sum()).backward()
     (ref[0].sum() + (ref[1] * 2).sum()).backward()
     np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-4, atol=1e-3)
+
+
+# -- the C allocator's thresholds -------------------------------------------------------------
+class _FakeLibc:
+    def __init__(self):
+        self.calls = []
+
+    def mallopt(self, param, value):
+        self.calls.append((param, value))
+        return 1
+
+
+def test_allocator_thresholds_are_set_unless_switched_off():
+    from gradforge.backend import cpu
+    libc = _FakeLibc()
+    assert cpu.tune_allocator(libc, environ={}) is True
+    assert libc.calls == [(-3, 32 * 2 ** 20), (-1, 256 * 2 ** 20)]
+    off = _FakeLibc()
+    assert cpu.tune_allocator(off, environ={"GRADFORGE_TUNE_MALLOC": "0"}) is False
+    assert off.calls == []
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="glibc only")
+def test_glibc_accepts_the_thresholds():
+    import ctypes
+    from gradforge.backend import cpu
+    try:
+        ctypes.CDLL(None).gnu_get_libc_version
+    except AttributeError:
+        pytest.skip("not glibc")
+    assert cpu.tune_allocator(environ={}) is True

@@ -5,7 +5,9 @@ that ops call without branching; ``backend/cuda.py`` implements the same names.
 """
 from __future__ import annotations
 
+import ctypes
 import math
+import os
 import sys
 import threading
 
@@ -495,4 +497,41 @@ def _avg_divisor(h, w, oh, ow, kh, kw, sh, sw, ph, pw, count_include_pad, diviso
     return np.multiply.outer(counts(h, oh, kh, sh, ph), counts(w, ow, kw, sw, pw)).astype(dtype)
 
 
+# -- the C allocator ----------------------------------------------------------------------------
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3   # glibc's mallopt parameters (malloc.h)
+MMAP_THRESHOLD_BYTES = 32 * 2 ** 20           # the largest glibc accepts on 64-bit
+TRIM_THRESHOLD_BYTES = 256 * 2 ** 20
+
+
+def tune_allocator(libc=None, environ=os.environ) -> bool:
+    """Keep freed array memory in the process instead of handing it back to the kernel.
+
+    glibc serves blocks above a moving threshold (128 KiB to start) with fresh ``mmap``s and
+    returns the top of the heap to the kernel past a trim threshold; a training step frees
+    and reallocates its activations every time, so every step pays the kernel's zero-fill of
+    new pages again. Measured on the LeNet-5 step (batch 64, two cores): 16.0 ms with the
+    defaults, 10.9 ms with blocks up to 32 MiB kept on the heap and 256 MiB of free heap
+    retained. Larger blocks (im2col columns) go through ``CPUBackend.workspace``.
+
+    Only on glibc (elsewhere nothing is done); ``GRADFORGE_TUNE_MALLOC=0`` leaves the
+    allocator alone. Returns whether the thresholds were set.
+    """
+    if environ.get("GRADFORGE_TUNE_MALLOC", "1") == "0":
+        return False
+    if libc is None:
+        if not sys.platform.startswith("linux"):
+            return False
+        try:
+            libc = ctypes.CDLL(None)
+            libc.gnu_get_libc_version  # noqa: B018  glibc only (musl has no mallopt tuning)
+            mallopt = libc.mallopt
+        except (OSError, AttributeError):
+            return False
+    else:
+        mallopt = libc.mallopt
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and \
+        bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+
+
+tune_allocator()
 BACKEND = CPUBackend()
