@@ -9,6 +9,7 @@ import builtins
 from . import autograd
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import device
+from .backend.cpu import get_num_threads, set_num_threads
 from .backend.dtypes import (bool_ as bool, dtype, float16, float32, float64,
                              get_default_dtype, int8, int16, int32, int64, set_default_dtype,
                              uint8)

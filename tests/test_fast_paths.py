@@ -246,3 +246,65 @@ def test_glibc_accepts_the_thresholds():
     except AttributeError:
         pytest.skip("not glibc")
     assert cpu.tune_allocator(environ={}) is True
+
+
+# -- large batched loops split over threads --------------------------------------------------
+@pytest.fixture
+def threads_everywhere(monkeypatch):
+    """Three threads and no size floor: every batched loop with n > 1 is split."""
+    from gradforge.backend import cpu
+    before = gf.get_num_threads()
+    monkeypatch.setattr(cpu, "PARALLEL_MIN_ELEMENTS", 0)
+    gf.set_num_threads(3)
+    yield
+    gf.set_num_threads(before)
+
+
+@pytest.mark.parametrize("window", [
+    (2, 2, 2, 2, 0, 0, 1, 1, False),           # disjoint windows
+    (3, 2, 2, 1, 1, 0, 1, 1, True),            # overlapping, padding, ceil_mode
+    (2, 3, 1, 2, 1, 1, 2, 2, False),           # dilation
+])
+def test_threaded_pooling_and_im2col_equal_the_serial_ones(threads_everywhere, window, monkeypatch):
+    from gradforge.backend import cpu
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((7, 3, 9, 8))
+    x[2, 1, 3, 3] = np.nan
+    threaded = CPUBackend().max_pool2d_forward(x, *window)
+    g = rng.standard_normal(threaded[0].shape)
+    threaded_back = CPUBackend().max_pool2d_backward(g, threaded[1], x.shape, *window)
+    cols = CPUBackend().im2col(x, 3, 2, 2, 1, 1, 0, 1, 2).copy()
+    monkeypatch.setattr(cpu, "PARALLEL_MIN_ELEMENTS", 10 ** 12)
+    serial = CPUBackend().max_pool2d_forward(x, *window)
+    np.testing.assert_array_equal(threaded[0], serial[0])
+    np.testing.assert_array_equal(threaded[1], serial[1])
+    np.testing.assert_array_equal(threaded_back,
+                                  CPUBackend().max_pool2d_backward(g, serial[1], x.shape, *window))
+    np.testing.assert_array_equal(cols, CPUBackend().im2col(x, 3, 2, 2, 1, 1, 0, 1, 2))
+
+
+def test_set_num_threads_takes_positive_integers_only():
+    before = gf.get_num_threads()
+    assert before >= 1
+    try:
+        gf.set_num_threads(2)
+        assert gf.get_num_threads() == 2
+        for bad in (0, -1, 1.5, True, "2"):
+            with pytest.raises(RuntimeError, match="positive integer"):
+                gf.set_num_threads(bad)
+        assert gf.get_num_threads() == 2
+    finally:
+        gf.set_num_threads(before)
+
+
+def test_a_job_error_reaches_the_caller(threads_everywhere):
+    from gradforge.backend.cpu import over_batch
+    seen = []
+
+    def job(sl):
+        seen.append(sl)
+        if sl.start > 0:
+            raise ValueError("bad chunk")
+    with pytest.raises(ValueError, match="bad chunk"):
+        over_batch(6, 10, job)
+    assert sorted(s.start for s in seen) == [0, 2, 4]
