@@ -308,3 +308,24 @@ def test_a_job_error_reaches_the_caller(threads_everywhere):
     with pytest.raises(ValueError, match="bad chunk"):
         over_batch(6, 10, job)
     assert sorted(s.start for s in seen) == [0, 2, 4]
+
+
+# -- normalisation: the array backward and its outputs ---------------------------------------
+@pytest.mark.parametrize("affine", [False, True])
+def test_normalize_output_is_not_its_saved_statistics(affine):
+    """An in-place edit of layer_norm's output (legal: the output is not saved) leaves the
+    gradient alone; the array backward equals the create_graph (tensor op) one."""
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal((4, 6))
+    w = gf.tensor(rng.standard_normal(6), requires_grad=True) if affine else None
+    weights = gf.tensor(rng.standard_normal((4, 6)))
+    grads = []
+    for edit, create_graph in ((False, False), (True, False), (False, True)):
+        x = gf.tensor(x0, requires_grad=True)
+        y = gf.nn.functional.layer_norm(x, (6,), w)
+        if edit:
+            y.add_(3.0)
+        (g,) = gf.autograd.grad((y * weights).sum(), x, create_graph=create_graph)
+        grads.append(g.detach().numpy())
+    np.testing.assert_allclose(grads[1], grads[0], rtol=0, atol=0)
+    np.testing.assert_allclose(grads[2], grads[0], rtol=1e-12, atol=1e-12)

@@ -250,6 +250,11 @@ class CUDABackend:
         with self.xp.cuda.Device(self.index):
             self.kernel(filename, name, dtype)((grid,), (block,), converted)
 
+    def workspace(self, shape, dtype):
+        """An uninitialised array for transient use; CuPy's memory pool already reuses freed
+        blocks, so this is ``cupy.empty`` (``CPUBackend.workspace`` keeps buffers itself)."""
+        return self.xp.empty(shape, dtype)
+
     # -- convolution and pooling: kernels/im2col.cu and kernels/pool2d.cu ---------------------
     # The signatures and results of the NumPy twins in backend/cpu.py (shapes in shapes.py);
     # every kernel runs one thread per output element (forward) or input pixel (backward).

@@ -33,13 +33,15 @@ class Normalize(Function):
 
     @staticmethod
     def forward(ctx, a, weight, bias, dims, eps, running=None):
-        xp = ctx.xp
+        xp, backend = ctx.xp, ctx.device.backend
         x = a._data
         mean = x.mean(axis=dims, keepdims=True)
-        centered = x - mean
-        var = (centered * centered).mean(axis=dims, keepdims=True)
+        xhat = x - mean  # centred here, standardised in place below
+        squares = backend.workspace(x.shape, x.dtype)
+        var = xp.multiply(xhat, xhat, out=squares).mean(axis=dims, keepdims=True)
+        del squares
         invstd = 1 / xp.sqrt(var + eps)
-        xhat = centered * invstd
+        xhat *= invstd
         if running is not None:
             _update_running(running, mean, var, x.size // var.size)
         ctx.save_for_backward(a, weight)
@@ -47,22 +49,23 @@ class Normalize(Function):
         ctx.bias_shape = None if bias is None else bias._data.shape
         if any(ctx.needs_input_grad):
             ctx.xhat, ctx.invstd = xhat, invstd
-        out = xhat if weight is None else xhat * weight._data
+        if weight is None:
+            # A copy even without a bias: the output must not alias the saved xhat.
+            return xhat + bias._data if bias is not None else xhat.copy()
+        out = xhat * weight._data
         if bias is not None:
-            out = out + bias._data
+            out += bias._data
         return out
 
     @staticmethod
     def backward(ctx, grad_output):
         a, weight = ctx.saved_tensors
         dims = ctx.dims
-        if is_grad_enabled():
-            # create_graph: statistics as functions of x, so that backward is differentiable.
-            xhat, invstd = _standardize(a, dims, ctx.eps)
-        else:
-            xhat = Tensor._make(ctx.xhat, ctx.device)
-            invstd = Tensor._make(ctx.invstd, ctx.device)
         needs = ctx.needs_input_grad
+        if not is_grad_enabled():
+            return _backward_arrays(ctx, grad_output._data, weight, needs)
+        # create_graph: statistics as functions of x, so that backward is differentiable.
+        xhat, invstd = _standardize(a, dims, ctx.eps)
         grad_x = grad_w = grad_b = None
         if needs[0]:
             h = grad_output if weight is None else grad_output * weight
@@ -73,6 +76,43 @@ class Normalize(Function):
         if ctx.bias_shape is not None and needs[2]:
             grad_b = grad_output.sum_to_size(ctx.bias_shape)
         return grad_x, grad_w, grad_b, None, None, None
+
+
+def _backward_arrays(ctx, g, weight, needs):
+    """``Normalize.backward`` on arrays, for a backward that records nothing: the same
+    formula with one new array for ``d x`` and one scratch buffer for the products, instead
+    of a new array per tensor op (each pass over a large activation is a fresh allocation)."""
+    xp, backend, dims = ctx.xp, ctx.device.backend, ctx.dims
+    xhat, invstd = ctx.xhat, ctx.invstd
+    scratch = backend.workspace(g.shape, g.dtype)
+    grad_x = grad_w = grad_b = None
+    if weight is not None and needs[1]:
+        xp.multiply(g, xhat, out=scratch)
+        grad_w = Tensor._make(_sum_to(scratch, weight.shape), ctx.device)
+    if ctx.bias_shape is not None and needs[2]:
+        grad_b = Tensor._make(_sum_to(g, ctx.bias_shape), ctx.device)
+    if needs[0]:
+        # invstd * (h - mean(h) - xhat * mean(h * xhat)) with h = g * w, computed in the
+        # array of h when that is new (never in g, which other nodes may still read).
+        h = g if weight is None else g * weight._data
+        mean_h = h.mean(axis=dims, keepdims=True)
+        mean_hx = xp.multiply(h, xhat, out=scratch).mean(axis=dims, keepdims=True)
+        out = g - mean_h if h is g else h
+        if h is not g:
+            out -= mean_h
+        out -= xp.multiply(xhat, mean_hx, out=scratch)
+        out *= invstd
+        grad_x = Tensor._make(out, ctx.device)
+    return grad_x, grad_w, grad_b, None, None, None
+
+
+def _sum_to(array, shape):
+    """``array`` summed down to ``shape`` (leading axes dropped, size-1 axes kept), as
+    ``Tensor.sum_to_size`` does."""
+    lead = array.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, size in enumerate(shape)
+                                      if size == 1 and array.shape[lead + i] != 1)
+    return array.sum(axis=axes, keepdims=True).reshape(shape) if axes else array.reshape(shape)
 
 
 def _update_running(running, mean, var, n: int) -> None:
