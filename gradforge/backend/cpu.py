@@ -267,6 +267,18 @@ class CPUBackend:
                                           (ph, pw), (1, 1), ceil_mode)
         scaled = grad_out / _avg_divisor(h, w, oh, ow, kh, kw, sh, sw, ph, pw,
                                          count_include_pad, divisor_override, grad_out.dtype)
+        if (sh, sw) == (kh, kw) and not (ph or pw) and oh * kh <= h and ow * kw <= w:
+            # Windows that tile the image without overlap: each cell receives exactly one
+            # window's value (the same bits as the sum below), written in one pass as a
+            # broadcast instead of kh*kw read-modify-write passes over strided views (which
+            # ran 2-4x slower, depending on how the two arrays' addresses alias).
+            grad_x = np.empty(x_shape, grad_out.dtype)
+            tiles = grad_x[:, :, :oh * kh, :ow * kw].reshape(*x_shape[:2], oh, kh, ow, kw) \
+                if (oh * kh, ow * kw) != (h, w) else grad_x.reshape(*x_shape[:2], oh, kh, ow, kw)
+            tiles[...] = scaled[:, :, :, None, :, None]
+            grad_x[:, :, oh * kh:] = 0
+            grad_x[:, :, :, ow * kw:] = 0
+            return grad_x
         grad_x = np.zeros(x_shape, grad_out.dtype)
         for _, image, dst in _window_offsets(h, w, oh, ow, kh, kw, sh, sw, ph, pw, 1, 1):
             grad_x[image] += scaled[dst]

@@ -71,6 +71,8 @@ CONV = _params({
 _POOL = {
     "2x2-nonoverlapping": Window(1, 2, 6, 8, 2, 2, 2, 2, 0, 0),
     "2x2-odd-ceil": Window(2, 3, 5, 7, 2, 2, 2, 2, 0, 0, ceil_mode=True),
+    # Floor mode leaves the last row and column out of every window (their gradient is 0).
+    "2x2-odd-floor": Window(2, 3, 5, 7, 2, 2, 2, 2, 0, 0),
     "3x3-stride2-pad-overlapping": Window(2, 2, 7, 6, 3, 3, 2, 2, 1, 1),
     "nonsquare-pad-ceil": Window(1, 3, 7, 6, 3, 2, 2, 1, 1, 1, ceil_mode=True),
     "kernel1": Window(2, 1, 4, 5, 1, 1, 1, 1, 0, 0),
