@@ -5,6 +5,13 @@ torch`` runs a PyTorch training loop.
 """
 # ruff: noqa: F401, I001  (the public namespace: re-exports, in dependency order)
 import builtins
+import warnings
+
+# NumPy reports floating-point exceptions (log(0), x / 0, overflow) as RuntimeWarnings where
+# torch returns inf or nan silently. Only the ones raised in gradforge's own code are dropped
+# (no per-op cost, as an errstate context would have): NumPy in user code still warns.
+warnings.filterwarnings("ignore", r"(divide by zero|overflow|underflow|invalid value) encountered",
+                        RuntimeWarning, r"gradforge(\.|$)")
 
 from . import autograd
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled

@@ -100,3 +100,22 @@ def test_zero_dim_cpu_tensor_mixes_with_any_device(device):
     a = gradforge.ones(3, device=device)
     out = a * gradforge.tensor(2.0)
     assert out.device == a.device and out.tolist() == [2.0, 2.0, 2.0]
+
+
+def test_floating_point_exceptions_are_silent_as_in_torch_but_not_for_user_numpy():
+    """log(0), x / 0, sqrt(-1) and exp overflow give inf/nan without a warning, as torch does
+    (even under -W error); NumPy called from user code still warns."""
+    import subprocess
+    import sys
+    code = ("import gradforge as g, numpy as np\n"
+            "x = g.tensor([0.0, 1.0])\n"
+            "a, b, c, d = x.log(), x / 0, g.tensor([-1.0]).sqrt(), g.tensor([1e30]).exp()\n"
+            "assert a.numpy()[0] == -np.inf and np.isnan(c.numpy()[0]) and d.numpy()[0] == np.inf\n"
+            "try:\n"
+            "    np.log(np.zeros(1))\n"
+            "except RuntimeWarning:\n"
+            "    print('user numpy warns')\n")
+    done = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "user numpy warns"
