@@ -6,6 +6,7 @@ that ops call without branching; ``backend/cuda.py`` implements the same names.
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import os
 import sys
@@ -389,9 +390,9 @@ def _max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode):
         for (ki, kj), image, dst in _window_offsets(h, w, oh, ow, kh, kw, sh, sw, ph, pw,
                                                      dh, dw):
             winner[dst] = np.where(np.isnan(x[image]), ki * kw + kj, winner[dst])
-    offset = np.add.outer(np.arange(kh) * dh * w, np.arange(kw) * dw).ravel()
+    offset, base = _index_grid(w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw)
     indices = np.take(offset, winner)
-    indices += np.add.outer((np.arange(oh) * sh - ph) * w, np.arange(ow) * sw - pw)
+    indices += base
     empty = _empty_windows(h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw)
     if empty is not None:
         cell = np.add.outer(_first_inside(oh, sh, ph, dh) * w, _first_inside(ow, sw, pw, dw))
@@ -579,12 +580,38 @@ def _running_max(x, axis: int, out: int, k: int, s: int, p: int, d: int, first, 
     return (best if owned else best.copy()), arg
 
 
+def _geometry_cache(function):
+    """Memoise a function of window geometry (ints only): its read-only array results are
+    the same on every call with that geometry, and a training step asks for them at every
+    pooling layer, forward and backward (about 40 us per layer recomputed)."""
+    @functools.lru_cache(maxsize=512)
+    def cached(*args):
+        result = function(*args)
+        if isinstance(result, np.ndarray):
+            result.flags.writeable = False
+        elif isinstance(result, tuple):
+            for part in result:
+                part.flags.writeable = False
+        return result
+
+    return functools.wraps(function)(cached)
+
+
+@_geometry_cache
+def _index_grid(w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw):
+    """Max pooling's flat H*W index parts: per window offset, and per output window start."""
+    offset = np.add.outer(np.arange(kh) * dh * w, np.arange(kw) * dw).ravel()
+    return offset, np.add.outer((np.arange(oh) * sh - ph) * w, np.arange(ow) * sw - pw)
+
+
+@_geometry_cache
 def _first_inside(out: int, s: int, p: int, d: int):
     """Per output along one axis, the first window coordinate that is not padding."""
     start = np.arange(out) * s - p
     return start + d * (-(start // d)).clip(min=0)
 
 
+@_geometry_cache
 def _first_offset(size: int, out: int, k: int, s: int, p: int, d: int):
     """Per output along one axis, the offset of its window's first non-padding cell.
 
@@ -593,6 +620,7 @@ def _first_offset(size: int, out: int, k: int, s: int, p: int, d: int):
     return np.minimum((_first_inside(out, s, p, d) - (np.arange(out) * s - p)) // d, k - 1)
 
 
+@_geometry_cache
 def _empty_windows(h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw):
     """(OH, OW) mask of windows holding no input cell, or None when there are none.
 
@@ -607,6 +635,7 @@ def _empty_windows(h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw):
     return None if inside.all() else ~inside
 
 
+@_geometry_cache
 def _avg_divisor(h, w, oh, ow, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_override,
                  dtype):
     """torch's average-pooling divisor per output, shape (OH, OW) (or a scalar override)."""

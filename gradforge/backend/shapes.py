@@ -12,6 +12,7 @@ The ``*_output_shape`` helpers validate their arguments and raise the errors tor
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 __all__ = [
@@ -73,6 +74,14 @@ def conv_output_shape(size: Sequence[int], kernel: Sequence[int], stride: Sequen
         RuntimeError: a non-positive kernel, stride or dilation, negative padding, or a
             (dilated) kernel larger than the padded input.
     """
+    # Memoised (every convolution asks several times per step); errors are not cached.
+    return _conv_output_shape(tuple(size), tuple(kernel), tuple(stride), tuple(padding),
+                              tuple(dilation))
+
+
+@functools.lru_cache(maxsize=1024)
+def _conv_output_shape(size, kernel, stride, padding, dilation) -> tuple[int, ...]:
+    """``conv_output_shape`` on tuples."""
     _check_window_args(kernel, stride, padding, dilation)
     padded = [n + 2 * p for n, p in zip(size, padding)]
     effective = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
@@ -93,6 +102,13 @@ def pool_output_shape(size: Sequence[int], kernel: Sequence[int], stride: Sequen
         RuntimeError: a non-positive kernel, stride or dilation, negative padding, padding
             larger than half the kernel, or an output smaller than one element.
     """
+    return _pool_output_shape(tuple(size), tuple(kernel), tuple(stride), tuple(padding),
+                              tuple(dilation), bool(ceil_mode))
+
+
+@functools.lru_cache(maxsize=1024)
+def _pool_output_shape(size, kernel, stride, padding, dilation, ceil_mode) -> tuple[int, ...]:
+    """``pool_output_shape`` on tuples."""
     _check_window_args(kernel, stride, padding, dilation)
     for k, p, d in zip(kernel, padding, dilation):
         # NOTE: torch compares against the undilated kernel despite the message's wording.
