@@ -7,10 +7,12 @@ being recorded, the op runs out of place on a clone and the tensor takes the res
 in the graph (torch's rebase), so its old value stays correct for backward. A view changed
 in place rebases its base too (``ViewWrite``), so gradients reach the base's history.
 
-CuPy writes on the current GPU: an op on a tensor of another GPU makes that device current and
-runs again inside (where ``_activate`` finds nothing to switch); the CPU pays one test.
+CuPy writes on the current GPU: every op here runs with its tensor's GPU made current when
+another one is (``_on_own_gpu``); the CPU pays one test.
 """
 from __future__ import annotations
+
+import functools
 
 from ..autograd.function import Function
 from ..autograd.grad_mode import STATE
@@ -24,6 +26,17 @@ def _activate(t: Tensor):
     """A context manager making ``t``'s GPU current when another GPU is, else None (callers
     test ``t._device.index`` first, so a CPU tensor costs one attribute read)."""
     return t._device.backend.activate()
+
+
+def _on_own_gpu(fn):
+    """``fn(self, ...)`` with ``self``'s GPU made current when another one is."""
+    @functools.wraps(fn)
+    def op(self: Tensor, *args, **kwargs) -> Tensor:
+        if self._device.index is not None and (guard := _activate(self)) is not None:
+            with guard:
+                return fn(self, *args, **kwargs)
+        return fn(self, *args, **kwargs)
+    return op
 
 
 def tracking(target: Tensor, *others) -> bool:
@@ -134,10 +147,8 @@ def _operand(target: Tensor, other):
 
 
 def _binary_inplace(name: str, out_of_place, ufunc_name: str):
+    @_on_own_gpu
     def op(self: Tensor, other, *, alpha=1) -> Tensor:
-        if self._device.index is not None and (guard := _activate(self)) is not None:
-            with guard:
-                return op(self, other, alpha=alpha)
         _check_operands(self, other, floating=name == "div")
         if tracking(self, other):
             kwargs = {"alpha": alpha} if name in ("add", "sub") else {}
@@ -176,14 +187,12 @@ def _replaced(self: Tensor, value) -> Tensor:
     return ew.where(everywhere, value, self.clone())
 
 
+@_on_own_gpu
 def fill_(self: Tensor, value) -> Tensor:
     """Fill with a number or a 0-d tensor."""
     if isinstance(value, Tensor) and value._data.ndim:
         raise RuntimeError("fill_ only supports 0-dimension value tensor but got tensor with "
                            f"{value._data.ndim} dimensions.")
-    if self._device.index is not None and (guard := _activate(self)) is not None:
-        with guard:
-            return fill_(self, value)
     if tracking(self, value):
         return commit(self, _replaced(self, value))
     self._data[...] = _operand(self, value)
@@ -195,11 +204,9 @@ def zero_(self: Tensor) -> Tensor:
     return fill_(self, 0)
 
 
+@_on_own_gpu
 def copy_(self: Tensor, src, non_blocking: bool = False) -> Tensor:
     """Copy ``src`` (broadcast, cast, moved to this device) into this tensor."""
-    if self._device.index is not None and (guard := _activate(self)) is not None:
-        with guard:
-            return copy_(self, src, non_blocking)
     if tracking(self, src):
         return commit(self, _replaced(self, src))
     if isinstance(src, Tensor):
@@ -213,10 +220,8 @@ def copy_(self: Tensor, src, non_blocking: bool = False) -> Tensor:
     return self
 
 
+@_on_own_gpu
 def clamp_(self: Tensor, min=None, max=None) -> Tensor:
-    if self._device.index is not None and (guard := _activate(self)) is not None:
-        with guard:
-            return clamp_(self, min, max)
     if tracking(self, min, max):
         return commit(self, ew.clamp(self.clone(), min, max))
     if min is None and max is None:
@@ -229,11 +234,9 @@ def clamp_(self: Tensor, min=None, max=None) -> Tensor:
 clip_ = clamp_
 
 
+@_on_own_gpu
 def masked_fill_(self: Tensor, mask, value) -> Tensor:
     from .indexing import masked_fill
-    if self._device.index is not None and (guard := _activate(self)) is not None:
-        with guard:
-            return masked_fill_(self, mask, value)
     if tracking(self, value):
         return commit(self, masked_fill(self.clone(), mask, value))
     if not isinstance(mask, Tensor) or mask._data.dtype.kind != "b":
@@ -247,10 +250,8 @@ def masked_fill_(self: Tensor, mask, value) -> Tensor:
 
 
 def _unary_inplace(fn):
+    @_on_own_gpu
     def op(self: Tensor) -> Tensor:
-        if self._device.index is not None and (guard := _activate(self)) is not None:
-            with guard:
-                return op(self)
         if tracking(self):
             return commit(self, fn(self.clone()))
         self._data[...] = fn(self.detach())._data
@@ -270,10 +271,8 @@ tanh_ = _unary_inplace(ew.tanh)
 abs_ = _unary_inplace(ew.abs)
 
 
+@_on_own_gpu
 def pow_(self: Tensor, exponent) -> Tensor:
-    if self._device.index is not None and (guard := _activate(self)) is not None:
-        with guard:
-            return pow_(self, exponent)
     _check_operands(self, exponent)
     if tracking(self, exponent):
         return commit(self, ew.pow(self.clone(), exponent))
@@ -302,22 +301,18 @@ def _add_array(self: Tensor, array, value) -> Tensor:
     return self
 
 
+@_on_own_gpu
 def addcmul_(self: Tensor, tensor1, tensor2, *, value=1) -> Tensor:
     """``self += value * tensor1 * tensor2``."""
-    if self._device.index is not None and (guard := _activate(self)) is not None:
-        with guard:
-            return addcmul_(self, tensor1, tensor2, value=value)
     if isinstance(tensor1, Tensor) and isinstance(tensor2, Tensor) and \
             _same_kind(self, tensor1, tensor2):
         return _add_array(self, self._device.xp.multiply(tensor1._data, tensor2._data), value)
     return add_(self, ew.mul(tensor1, tensor2), alpha=value)
 
 
+@_on_own_gpu
 def addcdiv_(self: Tensor, tensor1, tensor2, *, value=1) -> Tensor:
     """``self += value * tensor1 / tensor2``."""
-    if self._device.index is not None and (guard := _activate(self)) is not None:
-        with guard:
-            return addcdiv_(self, tensor1, tensor2, value=value)
     if isinstance(tensor1, Tensor) and isinstance(tensor2, Tensor) and \
             _same_kind(self, tensor1, tensor2):
         return _add_array(self, self._device.xp.true_divide(tensor1._data, tensor2._data),
@@ -325,11 +320,9 @@ def addcdiv_(self: Tensor, tensor1, tensor2, *, value=1) -> Tensor:
     return add_(self, ew.div(tensor1, tensor2), alpha=value)
 
 
+@_on_own_gpu
 def lerp_(self: Tensor, end, weight) -> Tensor:
     """``self += weight * (end - self)``."""
-    if self._device.index is not None and (guard := _activate(self)) is not None:
-        with guard:
-            return lerp_(self, end, weight)
     if isinstance(end, Tensor) and _same_kind(self, end, weight):
         step = self._device.xp.subtract(end._data, self._data)
         step *= weight._data if isinstance(weight, Tensor) else weight
