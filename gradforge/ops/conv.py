@@ -55,10 +55,10 @@ class Columns(NamedTuple):
 
 def batch_inner(backend, oh: int, ow: int) -> bool:
     """Whether convolutions producing (or reading) an (oh, ow) grid use batch-inner columns."""
-    return oh * ow <= getattr(backend, "batch_inner_pixels", 0)
+    return oh * ow <= backend.batch_inner_pixels
 
 
-def to_nchw(xp, y_inner, n: int):
+def to_nchw(xp, y_inner):
     """(C, OH, OW, N) with the batch innermost as a contiguous (N, C, OH, OW) array."""
     return xp.ascontiguousarray(y_inner.transpose(3, 0, 1, 2))
 
@@ -102,7 +102,7 @@ def conv_array(backend, x, weight, geom: ConvGeometry, keep_columns: bool = Fals
             return cols, xp.matmul(w_mat, cols).reshape(o, oh, ow, part.shape[0])
         if len(chunks) == 1:
             cols, y = product(x)
-            return to_nchw(xp, y, n), (Columns(cols, True) if keep_columns else None)
+            return to_nchw(xp, y), (Columns(cols, True) if keep_columns else None)
         y = xp.empty((n, o, oh, ow), x.dtype)
         for sl in chunks:
             y[sl] = product(x[sl])[1].transpose(3, 0, 1, 2)

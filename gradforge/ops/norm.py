@@ -13,6 +13,7 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor
 from .elementwise import rsqrt
+from .reduce import sum_to_dims
 
 
 def _standardize(x: Tensor, dims: tuple, eps: float):
@@ -97,9 +98,7 @@ def _backward_arrays(ctx, g, weight, needs):
         h = g if weight is None else g * weight._data
         mean_h = h.mean(axis=dims, keepdims=True)
         mean_hx = xp.multiply(h, xhat, out=scratch).mean(axis=dims, keepdims=True)
-        out = g - mean_h if h is g else h
-        if h is not g:
-            out -= mean_h
+        out = xp.subtract(h, mean_h, out=None if h is g else h)
         out -= xp.multiply(xhat, mean_hx, out=scratch)
         out *= invstd
         grad_x = Tensor._make(out, ctx.device)
@@ -107,12 +106,9 @@ def _backward_arrays(ctx, g, weight, needs):
 
 
 def _sum_to(array, shape):
-    """``array`` summed down to ``shape`` (leading axes dropped, size-1 axes kept), as
-    ``Tensor.sum_to_size`` does."""
-    lead = array.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, size in enumerate(shape)
-                                      if size == 1 and array.shape[lead + i] != 1)
-    return array.sum(axis=axes, keepdims=True).reshape(shape) if axes else array.reshape(shape)
+    """``array`` summed down to ``shape``, as ``Tensor.sum_to_size`` does."""
+    dims = sum_to_dims(array.shape, shape)
+    return array.sum(axis=dims, keepdims=True).reshape(shape) if dims else array.reshape(shape)
 
 
 def _update_running(running, mean, var, n: int) -> None:

@@ -62,13 +62,18 @@ def sum(input, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     return Sum.apply(input, dims, keepdim, np_dtype)
 
 
+def sum_to_dims(shape, size) -> tuple[int, ...]:
+    """The dims to sum (keeping them) to bring ``shape`` down to ``size``, a shape it was
+    broadcast from: the leading extra dims and those where ``size`` has 1."""
+    lead = len(shape) - len(size)
+    return tuple(range(lead)) + tuple(
+        lead + i for i, s in enumerate(size) if s == 1 and shape[lead + i] != 1)
+
+
 def sum_to_size(input, *size) -> Tensor:
     """Sum ``input`` down to a shape it was broadcast from (the adjoint of ``expand``)."""
     size = size_args(size)
-    shape = input._data.shape
-    lead = len(shape) - len(size)
-    dims = tuple(range(lead)) + tuple(
-        lead + i for i, s in enumerate(size) if s == 1 and shape[lead + i] != 1)
+    dims = sum_to_dims(input._data.shape, size)
     if not dims:
         return input
     return reshape(sum(input, dims, keepdim=True), size)
