@@ -231,7 +231,7 @@ def test_allocator_thresholds_are_set_unless_switched_off():
     from gradforge.backend import cpu
     libc = _FakeLibc()
     assert cpu.tune_allocator(libc, environ={}) is True
-    assert libc.calls == [(-3, 32 * 2 ** 20), (-1, 256 * 2 ** 20)]
+    assert libc.calls == [(-4, 0), (-1, 256 * 2 ** 20)]  # M_MMAP_MAX, M_TRIM_THRESHOLD
     off = _FakeLibc()
     assert cpu.tune_allocator(off, environ={"GRADFORGE_TUNE_MALLOC": "0"}) is False
     assert off.calls == []
@@ -246,6 +246,32 @@ def test_glibc_accepts_the_thresholds():
     except AttributeError:
         pytest.skip("not glibc")
     assert cpu.tune_allocator(environ={}) is True
+
+
+def _mapping_of(address: int) -> str:
+    """The name of the /proc/self/maps region holding ``address`` ('' for anonymous maps)."""
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            lo, hi = (int(v, 16) for v in fields[0].split("-"))
+            if lo <= address < hi:
+                return fields[5] if len(fields) > 5 else ""
+    raise AssertionError(f"{address:#x} is in no mapping")
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="glibc only")
+def test_large_arrays_come_from_the_heap_so_freed_memory_is_reused():
+    import ctypes
+    try:
+        ctypes.CDLL(None).gnu_get_libc_version
+    except AttributeError:
+        pytest.skip("not glibc")
+    if __import__("os").environ.get("GRADFORGE_TUNE_MALLOC") == "0":
+        pytest.skip("GRADFORGE_TUNE_MALLOC=0: the allocator is left alone")
+    # 64 MiB: above the largest mmap threshold glibc accepts, so by default a fresh mapping
+    # (zero-filled by the kernel) on every allocation, and unmapped again when freed.
+    big = np.empty(16 * 2 ** 20, np.float32)
+    assert _mapping_of(big.ctypes.data) == "[heap]"
 
 
 # -- large batched loops split over threads --------------------------------------------------
