@@ -313,6 +313,26 @@ def test_transfers_between_cuda_devices():
 
 
 @two_devices
+def test_copies_between_cuda_devices_go_device_to_device(monkeypatch):
+    x = gradforge.arange(6.0, device="cuda:0").reshape(2, 3)
+    ints = gradforge.arange(4, device="cuda:1")
+
+    def no_host_copy(*args, **kwargs):
+        raise AssertionError("a GPU-to-GPU copy went through host memory")
+    array_type = type(x._data)
+    monkeypatch.setattr(type(x.device.backend), "to_host", no_host_copy)
+    monkeypatch.setattr(array_type, "get", no_host_copy)
+    moved = [x.to("cuda:1"), x.t().to("cuda:1"), ints.to("cuda:0")]  # .t(): not contiguous
+    monkeypatch.undo()
+    for t, device in zip(moved, ("cuda:1", "cuda:1", "cuda:0")):
+        _check_placed(t, device)
+    np.testing.assert_array_equal(moved[0].cpu().numpy(), [[0, 1, 2], [3, 4, 5]])
+    np.testing.assert_array_equal(moved[1].cpu().numpy(), [[0, 3], [1, 4], [2, 5]])
+    assert moved[2].dtype == gradforge.int64
+    np.testing.assert_array_equal(moved[2].cpu().numpy(), [0, 1, 2, 3])
+
+
+@two_devices
 def test_ops_on_a_second_device_compute_there():
     x = gradforge.ones(3, device="cuda:1", requires_grad=True)
     assert _array_device(x) == 1

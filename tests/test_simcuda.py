@@ -111,6 +111,20 @@ def test_arrays_live_on_the_device_current_at_creation():
         cp.cuda.Device(2).use()
 
 
+def test_ndarray_copy_lands_on_the_current_device_even_from_another():
+    with cp.cuda.Device(1):
+        b = cp.arange(6.0).reshape(2, 3)
+    for source, expected in ((b, [[0, 1, 2], [3, 4, 5]]), (b.T, [[0, 3], [1, 4], [2, 5]])):
+        c = source.copy()  # CuPy: contiguous on device 1, then device-to-device bytes
+        assert c.device.id == 0 and c.flags.c_contiguous
+        np.testing.assert_array_equal(c.get(), expected)
+    with pytest.raises(NotImplementedError, match="non-contiguous array between devices"):
+        b[:, ::2].copy(order="K")  # 'K' keeps the strides: neither C nor F contiguous
+    with cp.cuda.Device(1):
+        same = b.copy()
+    assert same.device.id == 1
+
+
 # -- memory pool and allocator -----------------------------------------------------------
 def test_pool_counts_owned_memory_in_512_byte_blocks_and_frees_it():
     pool = cp.get_default_memory_pool()

@@ -173,7 +173,12 @@ class CUDABackend:
         return self.xp.cuda.Device(self.index)
 
     def asarray(self, data, dtype=None):
+        """Host data, or an array on any GPU, as an array on this GPU. From another GPU the
+        bytes go device to device (CuPy's cross-device ``ndarray.copy``: a peer copy where the
+        GPUs allow it), not through host memory."""
         with self.xp.cuda.Device(self.index):
+            if isinstance(data, self.xp.ndarray) and data.device.id != self.index:
+                data = data.copy()
             return self.xp.asarray(data, dtype=dtype)
 
     def to_host(self, array) -> np.ndarray:

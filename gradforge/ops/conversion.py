@@ -29,12 +29,10 @@ class ToDevice(Function):
     def forward(ctx, a, target):
         source = ctx.device
         ctx.source = source
-        if source.type == "cpu":
-            data = target.backend.asarray(a._data)
-        elif target.type == "cpu":
+        if target.type == "cpu":
             data = source.backend.to_host(a._data)
-        else:
-            data = target.backend.asarray(source.backend.to_host(a._data))
+        else:  # from the host, or from another GPU device to device
+            data = target.backend.asarray(a._data)
         ctx.device = target
         return data
 

@@ -22,7 +22,7 @@ _CONVERSION = ("Implicit conversion to a NumPy array is not allowed. Please use 
 # Methods that do not launch a kernel on the current device: views, metadata, copies that
 # CuPy makes on the array's own device, and transfers to the host.
 _LOCAL_METHODS = frozenset({
-    "reshape", "ravel", "view", "transpose", "swapaxes", "squeeze", "copy", "astype",
+    "reshape", "ravel", "view", "transpose", "swapaxes", "squeeze", "astype",
     "item", "tolist", "get", "flatten", "diagonal"})
 # NumPy attributes that cupy.ndarray does not have.
 _NOT_IN_CUPY = frozenset({"ctypes", "itemset", "setflags", "resize", "byteswap", "dumps",
@@ -162,6 +162,22 @@ class ndarray:
         if not callable(attr):
             return wrap(attr)
         return _Method(self, name, attr)
+
+    def copy(self, order="C") -> ndarray:
+        """``cupy.ndarray.copy``: a copy on the *current* device. From another device, CuPy
+        makes the array contiguous on its own device, allocates on the current one and copies
+        the bytes device to device (``copy_from_device_async``); a non-contiguous result is
+        refused there, as here."""
+        cur = _device.current()
+        if self._dev == cur or self._a.size == 0:
+            return new(np.array(self._a, order=order, copy=True))
+        with on_device(self._dev):
+            x = new(self._a.astype(self._a.dtype, order=order, copy=False))
+        if not (x._a.flags.c_contiguous or x._a.flags.f_contiguous):
+            raise NotImplementedError("CuPy cannot copy non-contiguous array between devices.")
+        out = ndarray(x.shape, x.dtype, order="C" if x._a.flags.c_contiguous else "F")
+        out.data.copy_from_device_async(x.data, x.nbytes)
+        return out
 
     # -- host transfers -------------------------------------------------------------------
     def get(self, stream=None, order="C", out=None, blocking=True) -> np.ndarray:
