@@ -323,21 +323,24 @@ class Tensor:
         return ops.tensor(data, dtype=dtype or self.dtype, device=device or self._device,
                           requires_grad=requires_grad)
 
-    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
-        return ops.zeros(*size, dtype=dtype or self.dtype, device=device or self._device,
-                         requires_grad=requires_grad)
+    def new_zeros(self, *args, size=None, dtype=None, device=None,
+                  requires_grad=False) -> Tensor:
+        return ops.zeros(*args, size=size, dtype=dtype or self.dtype,
+                         device=device or self._device, requires_grad=requires_grad)
 
-    def new_ones(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
-        return ops.ones(*size, dtype=dtype or self.dtype, device=device or self._device,
-                        requires_grad=requires_grad)
+    def new_ones(self, *args, size=None, dtype=None, device=None,
+                 requires_grad=False) -> Tensor:
+        return ops.ones(*args, size=size, dtype=dtype or self.dtype,
+                        device=device or self._device, requires_grad=requires_grad)
 
     def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
         return ops.full(size, fill_value, dtype=dtype or self.dtype,
                         device=device or self._device, requires_grad=requires_grad)
 
-    def new_empty(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
-        return ops.empty(*size, dtype=dtype or self.dtype, device=device or self._device,
-                         requires_grad=requires_grad)
+    def new_empty(self, *args, size=None, dtype=None, device=None,
+                  requires_grad=False) -> Tensor:
+        return ops.empty(*args, size=size, dtype=dtype or self.dtype,
+                         device=device or self._device, requires_grad=requires_grad)
 
     # -- operators: one line each into ops ----------------------------------------------
     def __add__(self, other): return ops.add(self, other)

@@ -44,6 +44,12 @@ FROM_DATA = {
     "ones_like_dtype": lambda lib: lib.ones_like(lib.ones(2), dtype=lib.float64),
     "full_like": lambda lib: lib.full_like(lib.ones(2, 2), 7.0),
     "empty_shape": lambda lib: lib.empty(2, 3).zero_(),
+    "zeros_size_keyword": lambda lib: lib.zeros(size=(2, 3), dtype=lib.int32),
+    "ones_size_keyword": lambda lib: lib.ones(size=[4]),
+    "empty_size_keyword": lambda lib: lib.empty(size=(1, 2)).fill_(3),
+    "new_zeros_size_keyword": lambda lib: lib.ones(2, dtype=lib.float64).new_zeros(size=(3,)),
+    "new_ones_positional": lambda lib: lib.ones(2, dtype=lib.int64).new_ones(2, 2),
+    "new_empty_tuple": lambda lib: lib.ones(1).new_empty((2,)).fill_(5),
     "empty_like": lambda lib: lib.empty_like(lib.ones(3, dtype=lib.int64)).fill_(1),
     "arange_int": lambda lib: lib.arange(5),
     "arange_start_end": lambda lib: lib.arange(2, 7),
@@ -65,6 +71,15 @@ FROM_DATA = {
 def test_creation_matches_torch(make):
     torch = pytest.importorskip("torch")
     same(make(gradforge), make(torch))
+
+
+def test_size_given_twice_is_refused_as_torch_does():
+    for make in (gradforge.zeros, gradforge.ones, gradforge.empty, gradforge.rand,
+                 gradforge.randn):
+        with pytest.raises(TypeError, match="multiple values for argument 'size'"):
+            make(2, size=(3,))
+    for make in (gradforge.rand, gradforge.randn):
+        assert make(size=(2, 5)).shape == (2, 5)
 
 
 def test_requires_grad_and_device_arguments():

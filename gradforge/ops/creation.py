@@ -116,16 +116,29 @@ def _filled(fill, size, dtype, device, requires_grad, default_dtype=None) -> Ten
     return _finish(data, dev, requires_grad)
 
 
-def zeros(*size, dtype=None, device=None, requires_grad: bool = False, out=None) -> Tensor:
-    return _filled(lambda xp, s, d: xp.zeros(s, d), size, dtype, device, requires_grad)
+def size_given(name: str, args: tuple, size) -> tuple:
+    """The size of ``f(2, 3)``, ``f((2, 3))`` or ``f(size=(2, 3))`` as positional arguments."""
+    if size is None:
+        return args
+    if args:
+        raise TypeError(f"{name}() got multiple values for argument 'size'")
+    return (size,)
 
 
-def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return _filled(lambda xp, s, d: xp.ones(s, d), size, dtype, device, requires_grad)
+def zeros(*args, size=None, dtype=None, device=None, requires_grad: bool = False,
+          out=None) -> Tensor:
+    return _filled(lambda xp, s, d: xp.zeros(s, d), size_given("zeros", args, size), dtype,
+                   device, requires_grad)
 
 
-def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return _filled(lambda xp, s, d: xp.empty(s, d), size, dtype, device, requires_grad)
+def ones(*args, size=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _filled(lambda xp, s, d: xp.ones(s, d), size_given("ones", args, size), dtype,
+                   device, requires_grad)
+
+
+def empty(*args, size=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _filled(lambda xp, s, d: xp.empty(s, d), size_given("empty", args, size), dtype,
+                   device, requires_grad)
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -208,15 +221,18 @@ def _float_draw(method):
     return draw
 
 
-def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def rand(*args, size=None, generator=None, dtype=None, device=None,
+         requires_grad: bool = False) -> Tensor:
     """Uniform samples on [0, 1)."""
-    return _random(_float_draw("random"), size, generator, dtype, device, requires_grad)
+    return _random(_float_draw("random"), size_given("rand", args, size), generator, dtype,
+                   device, requires_grad)
 
 
-def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def randn(*args, size=None, generator=None, dtype=None, device=None,
+          requires_grad: bool = False) -> Tensor:
     """Standard normal samples."""
-    return _random(_float_draw("standard_normal"), size, generator, dtype, device,
-                   requires_grad)
+    return _random(_float_draw("standard_normal"), size_given("randn", args, size), generator,
+                   dtype, device, requires_grad)
 
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None,
