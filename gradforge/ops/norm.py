@@ -1,11 +1,12 @@
 """Normalisation: batch_norm, layer_norm and group_norm.
 
 All three standardise ``x`` over some dims and apply a per-feature affine map; one fused
-Function, ``Normalize``, does that in a single pass over arrays. Its backward is the
-classic formula, written once with tensor ops. The statistics it needs (the standardised
-input and the inverse standard deviation) are kept from the forward pass; under
-``create_graph`` they are recomputed with tensor ops instead, so that they depend on ``x``
-in the graph and the second derivative is exact.
+Function, ``Normalize``, does that on arrays, in as few passes over the activation as the
+affine map allows. Its backward is the classic formula, on arrays (``_backward_arrays``)
+or, under ``create_graph``, with tensor ops. The arrays keep the centred input and the
+inverse standard deviation from the forward pass; under ``create_graph`` the statistics are
+recomputed with tensor ops instead, so that they depend on ``x`` in the graph and the
+second derivative is exact.
 """
 from __future__ import annotations
 
@@ -34,26 +35,26 @@ class Normalize(Function):
 
     @staticmethod
     def forward(ctx, a, weight, bias, dims, eps, running=None):
-        xp, backend = ctx.xp, ctx.device.backend
+        xp = ctx.xp
         x = a._data
         mean = x.mean(axis=dims, keepdims=True)
-        xhat = x - mean  # centred here, standardised in place below
-        squares = backend.workspace(x.shape, x.dtype)
-        var = xp.multiply(xhat, xhat, out=squares).mean(axis=dims, keepdims=True)
-        del squares
+        centered = x - mean
+        var = _reduce_dot(xp, centered, centered, dims) / (x.size // mean.size)
         invstd = 1 / xp.sqrt(var + eps)
-        xhat *= invstd
         if running is not None:
             _update_running(running, mean, var, x.size // var.size)
         ctx.save_for_backward(a, weight)
         ctx.dims, ctx.eps = dims, eps
         ctx.bias_shape = None if bias is None else bias._data.shape
         if any(ctx.needs_input_grad):
-            ctx.xhat, ctx.invstd = xhat, invstd
-        if weight is None:
-            # A copy even without a bias: the output must not alias the saved xhat.
-            return xhat + bias._data if bias is not None else xhat.copy()
-        out = xhat * weight._data
+            ctx.centered, ctx.invstd = centered, invstd
+        if weight is None or _per_statistic(weight._data.shape, invstd.shape):
+            # The affine map is constant within each statistic (batch norm's per channel):
+            # one pass multiplies by invstd*w. A new array: ``centered`` is kept for backward.
+            out = xp.multiply(centered, invstd if weight is None else invstd * weight._data)
+        else:
+            out = xp.multiply(centered, invstd)
+            out *= weight._data
         if bias is not None:
             out += bias._data
         return out
@@ -80,29 +81,65 @@ class Normalize(Function):
 
 
 def _backward_arrays(ctx, g, weight, needs):
-    """``Normalize.backward`` on arrays, for a backward that records nothing: the same
-    formula with one new array for ``d x`` and one scratch buffer for the products, instead
-    of a new array per tensor op (each pass over a large activation is a fresh allocation)."""
+    """``Normalize.backward`` on arrays, for a backward that records nothing.
+
+    With xc = x - mean (kept from forward), xhat = xc*invstd and n elements per statistic,
+    the formula is ``d x = invstd*(h - mean(h) - xhat*mean(h*xhat))``, h = g*w. Where w is
+    constant within each statistic (batch norm) it is per statistic ``d x = A*g + B*xc + C``
+    with A = w*invstd, B = -A*invstd**2*sum(g*xc)/n, C = -A*sum(g)/n: two reductions and
+    three passes over the activation. Otherwise (layer and group norm's elementwise affine
+    maps) it is evaluated as written, in the array of h and one scratch buffer.
+    """
     xp, backend, dims = ctx.xp, ctx.device.backend, ctx.dims
-    xhat, invstd = ctx.xhat, ctx.invstd
-    scratch = backend.workspace(g.shape, g.dtype)
+    xc, invstd = ctx.centered, ctx.invstd
+    count = xc.size // invstd.size
+    w = None if weight is None else weight._data
     grad_x = grad_w = grad_b = None
-    if weight is not None and needs[1]:
-        xp.multiply(g, xhat, out=scratch)
-        grad_w = Tensor._make(_sum_to(scratch, weight.shape), ctx.device)
+    sum_g = g.sum(axis=dims, keepdims=True) if (needs[0] or (
+        ctx.bias_shape is not None and needs[2])) else None
     if ctx.bias_shape is not None and needs[2]:
-        grad_b = Tensor._make(_sum_to(g, ctx.bias_shape), ctx.device)
+        grad_b = sum_g if sum_g.shape == ctx.bias_shape else _sum_to(g, ctx.bias_shape)
+        grad_b = Tensor._make(grad_b, ctx.device)
+    if not (needs[0] or (w is not None and needs[1])):
+        return grad_x, grad_w, grad_b, None, None, None
+    scratch = backend.workspace(g.shape, g.dtype)
+    if w is None or _per_statistic(w.shape, invstd.shape):
+        sum_gxc = _reduce_dot(xp, g, xc, dims)
+        if w is not None and needs[1]:
+            grad_w = Tensor._make(_sum_to(sum_gxc * invstd, w.shape), ctx.device)
+        if needs[0]:
+            scale = invstd if w is None else invstd * w
+            out = xp.multiply(g, scale)
+            out += xp.multiply(xc, scale * invstd * invstd * (sum_gxc / -count), out=scratch)
+            out += scale * (sum_g / -count)
+            grad_x = Tensor._make(out, ctx.device)
+        return grad_x, grad_w, grad_b, None, None, None
+    xhat = xp.multiply(xc, invstd)
+    if needs[1]:
+        grad_w = Tensor._make(_sum_to(xp.multiply(g, xhat, out=scratch), w.shape), ctx.device)
     if needs[0]:
-        # invstd * (h - mean(h) - xhat * mean(h * xhat)) with h = g * w, computed in the
-        # array of h when that is new (never in g, which other nodes may still read).
-        h = g if weight is None else g * weight._data
-        mean_h = h.mean(axis=dims, keepdims=True)
-        mean_hx = xp.multiply(h, xhat, out=scratch).mean(axis=dims, keepdims=True)
-        out = xp.subtract(h, mean_h, out=None if h is g else h)
+        h = g * w  # a new array: g itself may still be read by other nodes
+        mean_hx = _reduce_dot(xp, h, xhat, dims) / count
+        out = xp.subtract(h, h.mean(axis=dims, keepdims=True), out=h)
         out -= xp.multiply(xhat, mean_hx, out=scratch)
         out *= invstd
         grad_x = Tensor._make(out, ctx.device)
     return grad_x, grad_w, grad_b, None, None, None
+
+
+def _per_statistic(weight_shape, stats_shape) -> bool:
+    """Whether a weight of this (broadcastable) shape is constant within each statistic."""
+    lead = len(stats_shape) - len(weight_shape)
+    return lead >= 0 and all(w == 1 or w == s
+                             for w, s in zip(weight_shape, stats_shape[lead:]))
+
+
+def _reduce_dot(xp, a, b, dims):
+    """``sum(a*b)`` over ``dims`` (kept as size-1 dims) without an array for the products."""
+    axes = "abcdefghijklmnopqrstuvwxyz"[:a.ndim]
+    kept = "".join(axis for i, axis in enumerate(axes) if i not in dims)
+    return xp.einsum(f"{axes},{axes}->{kept}", a, b).reshape(
+        tuple(1 if i in dims else n for i, n in enumerate(a.shape)))
 
 
 def _sum_to(array, shape):
