@@ -181,7 +181,7 @@ def all_workloads() -> list[Workload]:
                  _train_step(lenet5, (64, 1, 28, 28), 10), reps=9,
                  needs=(*CONV_LAYERS, "nn.MaxPool2d")),
         Workload("resnet18", "ResNet-18 (CIFAR), batch 128, 3x32x32, SGD momentum step",
-                 _train_step(resnet18_cifar, (128, 3, 32, 32), 10), reps=2,
+                 _train_step(resnet18_cifar, (128, 3, 32, 32), 10), reps=4,
                  needs=(*CONV_LAYERS, "nn.AdaptiveAvgPool2d")),
     ]
     convs = [("conv_32x64x32x32", 32, 64, 64, 32, 3, 1, 1),
