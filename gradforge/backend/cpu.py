@@ -258,10 +258,13 @@ class CPUBackend:
             # Windows that tile the image without overlap: each cell receives exactly one
             # window's value (the same bits as the sum below), written in one pass as a
             # broadcast instead of kh*kw read-modify-write passes over strided views (which
-            # ran 2-4x slower, depending on how the two arrays' addresses alias).
+            # ran 2-4x slower, depending on how the two arrays' addresses alias). Each row
+            # is widened first (np.repeat), so the broadcast copies runs of OW*kw values,
+            # not of kw (a 2x2 pooling's backward on 32x64x32x32: 3.3 -> 1.0 ms).
             grad_x = np.empty(x_shape, grad_out.dtype)
             tiles = grad_x[:, :, :oh * kh, :ow * kw]  # a view: splitting axes copies nothing
-            tiles.reshape(*x_shape[:2], oh, kh, ow, kw)[...] = scaled[:, :, :, None, :, None]
+            rows = np.repeat(scaled, kw, axis=3) if kw > 1 else scaled
+            tiles.reshape(*x_shape[:2], oh, kh, ow * kw)[...] = rows[:, :, :, None, :]
             grad_x[:, :, oh * kh:] = 0
             grad_x[:, :, :, ow * kw:] = 0
             return grad_x
