@@ -355,3 +355,21 @@ def test_normalize_output_is_not_its_saved_statistics(affine):
         grads.append(g.detach().numpy())
     np.testing.assert_allclose(grads[1], grads[0], rtol=0, atol=0)
     np.testing.assert_allclose(grads[2], grads[0], rtol=1e-12, atol=1e-12)
+
+
+# -- relu against a row of zeros -------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(5000,), (64, 6, 28, 28), (3, 4097), (10,)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cpu_relu_matches_numpy_maximum_bit_for_bit(shape, dtype):
+    from gradforge.backend.cpu import BACKEND
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    x.reshape(-1)[:4] = [np.nan, -0.0, np.inf, -np.inf]
+    expected = np.maximum(x, 0)
+    for out in (None, np.empty_like(x)):
+        got = BACKEND.relu(x, out=out)
+        assert got is out or out is None
+        assert got.dtype == dtype and got.shape == shape
+        np.testing.assert_array_equal(got.view(f"u{x.itemsize}"),
+                                      expected.view(f"u{x.itemsize}"))  # bits: nan, -0.0
+    strided = x.reshape(-1)[::2]  # not contiguous: the plain path
+    np.testing.assert_array_equal(BACKEND.relu(strided), np.maximum(strided, 0))

@@ -213,6 +213,9 @@ class CUDABackend:
         # CuPy's elementwise where does not branch per element like NumPy's.
         return self.xp.where(condition, x, y)
 
+    def relu(self, x, out=None):
+        return self.xp.maximum(x, 0, out=out)
+
     def erf(self, x):
         if self._special is None:
             self._special = _import_cupy("cupyx.scipy.special")

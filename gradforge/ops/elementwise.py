@@ -360,7 +360,7 @@ class Relu(Function):
 
     @staticmethod
     def forward(ctx, a):
-        return ctx.xp.maximum(a._data, 0)
+        return ctx.device.backend.relu(a._data)
 
     @staticmethod
     def backward(ctx, grad_output):

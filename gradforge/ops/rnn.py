@@ -83,7 +83,7 @@ class RNNScan(Function):
             if nonlinearity == "tanh":
                 xp.tanh(y[t], out=y[t])
             else:
-                xp.maximum(y[t], 0, out=y[t])
+                ctx.device.backend.relu(y[t], out=y[t])
             h = y[t]
         ctx.save_for_backward(h0, w_hh)
         ctx.nonlinearity, ctx.reverse = nonlinearity, reverse
