@@ -373,3 +373,22 @@ def test_cpu_relu_matches_numpy_maximum_bit_for_bit(shape, dtype):
                                       expected.view(f"u{x.itemsize}"))  # bits: nan, -0.0
     strided = x.reshape(-1)[::2]  # not contiguous: the plain path
     np.testing.assert_array_equal(BACKEND.relu(strided), np.maximum(strided, 0))
+
+
+# -- sums by einsum ----------------------------------------------------------------------------
+@pytest.mark.parametrize("shape, axis", [((64, 6, 28, 28), (0, 2, 3)), ((32, 64, 1024), (2,)),
+                                         ((256, 256), (1,)), ((8, 3, 40, 50), (1, 3)),
+                                         ((4096, 10), (0,)), ((3, 5), (1,)),
+                                         ((2, 300000), (1,)), ((16, 16, 16), (0, 1, 2))])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_cpu_sum_matches_numpy(shape, axis, keepdims):
+    from gradforge.backend.cpu import BACKEND
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    got = BACKEND.sum(x, axis, keepdims)
+    expected = np.sum(x.astype(np.float64), axis=axis, keepdims=keepdims)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    count = x.size // expected.size
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-6 * count ** 0.5 * 4)
+    ints = np.arange(24).reshape(2, 3, 4)  # integers: NumPy's own loop
+    np.testing.assert_array_equal(BACKEND.sum(ints, (0, 2), keepdims),
+                                  ints.sum((0, 2), keepdims=keepdims))

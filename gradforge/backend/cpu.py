@@ -117,6 +117,23 @@ class CPUBackend:
             return _keep_bits(~condition, y)
         return np.where(condition, x, y)
 
+    def sum(self, x, axis: tuple, keepdims: bool = False, dtype=None):
+        """``np.sum``, by ``einsum`` where NumPy's reduction loop is slow: floats summed over
+        some axes including the last (a bias gradient's (0, 2, 3), a softmax's last axis),
+        2.5-3x faster at LeNet and ResNet sizes. Not for a full reduction, or more than
+        ``_EINSUM_MAX_COUNT`` values per result: einsum adds in one running sum per result
+        (with SIMD partial sums), NumPy pairwise, which stays accurate for long sums."""
+        ndim = x.ndim
+        if (dtype is not None or x.dtype.char not in "fd" or x.size < 4096
+                or not axis or len(axis) == ndim or ndim - 1 not in axis
+                or x.size // _kept_size(x.shape, axis) > _EINSUM_MAX_COUNT):
+            return np.sum(x, axis=axis, keepdims=keepdims, dtype=dtype)
+        letters = "abcdefghijklmnopqrstuvwxyz"[:ndim]
+        kept = "".join(c for i, c in enumerate(letters) if i not in axis)
+        out = np.einsum(f"{letters}->{kept}", x)
+        return out.reshape(tuple(1 if i in axis else n for i, n in enumerate(x.shape))) \
+            if keepdims else out
+
     def relu(self, x, out=None):
         """``max(x, 0)`` (NaN stays NaN). NumPy's ``maximum`` has no vector loop for an array
         against a scalar: a contiguous float array is compared, in rows of
@@ -423,6 +440,12 @@ def _max_pool2d_scatter(grad_x, grad_out, indices, oh, ow, kh, kw, sh, sw, ph, p
 
 
 _ERF = np.frompyfunc(math.erf, 1, 1)
+_EINSUM_MAX_COUNT = 2 ** 17
+
+
+def _kept_size(shape, axis) -> int:
+    return math.prod(n for i, n in enumerate(shape) if i not in axis)
+
 _ZERO_ROW = 4096
 
 

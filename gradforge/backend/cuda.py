@@ -213,6 +213,9 @@ class CUDABackend:
         # CuPy's elementwise where does not branch per element like NumPy's.
         return self.xp.where(condition, x, y)
 
+    def sum(self, x, axis: tuple, keepdims: bool = False, dtype=None):
+        return self.xp.sum(x, axis=axis, keepdims=keepdims, dtype=dtype)
+
     def relu(self, x, out=None):
         return self.xp.maximum(x, 0, out=out)
 

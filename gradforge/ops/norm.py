@@ -37,7 +37,7 @@ class Normalize(Function):
     def forward(ctx, a, weight, bias, dims, eps, running=None):
         xp = ctx.xp
         x = a._data
-        mean = x.mean(axis=dims, keepdims=True)
+        mean = ctx.device.backend.sum(x, dims, True) / (x.size // _kept(x.shape, dims))
         centered = x - mean
         var = _reduce_dot(xp, centered, centered, dims) / (x.size // mean.size)
         invstd = 1 / xp.sqrt(var + eps)
@@ -125,6 +125,15 @@ def _backward_arrays(ctx, g, weight, needs):
         out *= invstd
         grad_x = Tensor._make(out, ctx.device)
     return grad_x, grad_w, grad_b, None, None, None
+
+
+def _kept(shape, dims) -> int:
+    """The number of statistics: the product of the dims not reduced."""
+    count = 1
+    for i, n in enumerate(shape):
+        if i not in dims:
+            count *= n
+    return count
 
 
 def _per_statistic(weight_shape, stats_shape) -> bool:

@@ -44,7 +44,7 @@ class Sum(Function):
     @staticmethod
     def forward(ctx, a, dims, keepdim, dtype):
         ctx.input_shape, ctx.dims, ctx.keepdim = a._data.shape, dims, keepdim
-        return ctx.xp.sum(a._data, axis=dims, keepdims=keepdim, dtype=dtype)
+        return ctx.device.backend.sum(a._data, dims, keepdim, dtype)
 
     @staticmethod
     def backward(ctx, grad_output):
