@@ -237,14 +237,20 @@ def test_allocator_thresholds_are_set_unless_switched_off():
     assert off.calls == []
 
 
-@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="glibc only")
-def test_glibc_accepts_the_thresholds():
+def _require_glibc() -> None:
     import ctypes
-    from gradforge.backend import cpu
+    import sys
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc only")
     try:
         ctypes.CDLL(None).gnu_get_libc_version
     except AttributeError:
         pytest.skip("not glibc")
+
+
+def test_glibc_accepts_the_settings():
+    from gradforge.backend import cpu
+    _require_glibc()
     assert cpu.tune_allocator(environ={}) is True
 
 
@@ -259,13 +265,8 @@ def _mapping_of(address: int) -> str:
     raise AssertionError(f"{address:#x} is in no mapping")
 
 
-@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="glibc only")
 def test_large_arrays_come_from_the_heap_so_freed_memory_is_reused():
-    import ctypes
-    try:
-        ctypes.CDLL(None).gnu_get_libc_version
-    except AttributeError:
-        pytest.skip("not glibc")
+    _require_glibc()
     if __import__("os").environ.get("GRADFORGE_TUNE_MALLOC") == "0":
         pytest.skip("GRADFORGE_TUNE_MALLOC=0: the allocator is left alone")
     # 64 MiB: above the largest mmap threshold glibc accepts, so by default a fresh mapping
