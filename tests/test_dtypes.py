@@ -82,3 +82,38 @@ def test_dtype_objects():
         x.to("float8")
     with pytest.raises(TypeError, match="complex128"):
         gradforge.from_numpy(np.zeros(2, np.complex128))
+
+
+# -- float16 statistics accumulate in float32, as torch's do ----------------------------------
+def test_float16_mean_whose_sum_overflows_float16():
+    torch = pytest.importorskip("torch")
+    x = np.full((2, 20000), 5, np.float16)  # the sum, 100000, is past float16's 65504
+    for dim in (None, 1):
+        ours = gradforge.tensor(x).mean(dim)
+        theirs = torch.tensor(x).mean(dim)
+        assert ours.dtype == gradforge.float16
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer", "group"])
+def test_float16_normalisation_matches_torch(norm):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((64, 8, 16, 16)) * 3 + 5).astype(np.float16)  # sums overflow
+    g = rng.standard_normal(x.shape).astype(np.float16)
+    results = []
+    for lib in (gradforge, torch):
+        F = lib.nn.functional
+        inp = lib.tensor(x, requires_grad=True)
+        w = lib.tensor(np.linspace(0.5, 1.5, 8).astype(np.float16), requires_grad=True)
+        b = lib.tensor(np.linspace(-1, 1, 8).astype(np.float16), requires_grad=True)
+        out = {"batch": lambda: F.batch_norm(inp, None, None, w, b, training=True),
+               "layer": lambda: F.layer_norm(inp, (16, 16)),
+               "group": lambda: F.group_norm(inp, 2, w, b)}[norm]()
+        out.backward(lib.tensor(g))
+        grads = [inp.grad] + ([w.grad, b.grad] if norm != "layer" else [])
+        results.append([out.detach()] + grads)
+    for ours, theirs in zip(*results):
+        assert ours.dtype == gradforge.float16
+        a, e = ours.numpy().astype(np.float32), theirs.numpy().astype(np.float32)
+        np.testing.assert_allclose(a, e, rtol=5e-3, atol=4e-3 * max(1.0, np.abs(e).max()))

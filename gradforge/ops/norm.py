@@ -36,8 +36,10 @@ class Normalize(Function):
     @staticmethod
     def forward(ctx, a, weight, bias, dims, eps, running=None):
         xp = ctx.xp
-        x = a._data
-        mean = ctx.device.backend.sum(x, dims, True) / (x.size // _kept(x.shape, dims))
+        # Statistics in float32 at least, as torch accumulates them: a float16 sum overflows.
+        x = a._data if a._data.dtype.itemsize >= 4 else a._data.astype(xp.float32)
+        total = ctx.device.backend.sum(x, dims, True)
+        mean = total / (x.size // total.size)
         centered = x - mean
         var = _reduce_dot(xp, centered, centered, dims) / (x.size // mean.size)
         invstd = 1 / xp.sqrt(var + eps)
@@ -57,7 +59,7 @@ class Normalize(Function):
             out *= weight._data
         if bias is not None:
             out += bias._data
-        return out
+        return out.astype(a._data.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -91,49 +93,44 @@ def _backward_arrays(ctx, g, weight, needs):
     maps) it is evaluated as written, in the array of h and one scratch buffer.
     """
     xp, backend, dims = ctx.xp, ctx.device.backend, ctx.dims
-    xc, invstd = ctx.centered, ctx.invstd
+    xc, invstd = ctx.centered, ctx.invstd  # float32 at least (see forward)
+    dtype = g.dtype  # the gradients' dtype: float16 ones are computed in float32
+    g = g.astype(xc.dtype, copy=False)
     count = xc.size // invstd.size
     w = None if weight is None else weight._data
     grad_x = grad_w = grad_b = None
-    sum_g = g.sum(axis=dims, keepdims=True) if (needs[0] or (
+    sum_g = backend.sum(g, dims, True) if (needs[0] or (
         ctx.bias_shape is not None and needs[2])) else None
     if ctx.bias_shape is not None and needs[2]:
         grad_b = sum_g if sum_g.shape == ctx.bias_shape else _sum_to(g, ctx.bias_shape)
-        grad_b = Tensor._make(grad_b, ctx.device)
+        grad_b = Tensor._make(grad_b.astype(dtype, copy=False), ctx.device)
     if not (needs[0] or (w is not None and needs[1])):
         return grad_x, grad_w, grad_b, None, None, None
     scratch = backend.workspace(g.shape, g.dtype)
     if w is None or _per_statistic(w.shape, invstd.shape):
         sum_gxc = _reduce_dot(xp, g, xc, dims)
         if w is not None and needs[1]:
-            grad_w = Tensor._make(_sum_to(sum_gxc * invstd, w.shape), ctx.device)
+            grad_w = Tensor._make(_sum_to(sum_gxc * invstd, w.shape).astype(w.dtype, copy=False),
+                                  ctx.device)
         if needs[0]:
             scale = invstd if w is None else invstd * w
             out = xp.multiply(g, scale)
             out += xp.multiply(xc, scale * invstd * invstd * (sum_gxc / -count), out=scratch)
             out += scale * (sum_g / -count)
-            grad_x = Tensor._make(out, ctx.device)
+            grad_x = Tensor._make(out.astype(dtype, copy=False), ctx.device)
         return grad_x, grad_w, grad_b, None, None, None
     xhat = xp.multiply(xc, invstd)
     if needs[1]:
-        grad_w = Tensor._make(_sum_to(xp.multiply(g, xhat, out=scratch), w.shape), ctx.device)
+        grad_w = Tensor._make(_sum_to(xp.multiply(g, xhat, out=scratch), w.shape).astype(
+            w.dtype, copy=False), ctx.device)
     if needs[0]:
         h = g * w  # a new array: g itself may still be read by other nodes
         mean_hx = _reduce_dot(xp, h, xhat, dims) / count
         out = xp.subtract(h, h.mean(axis=dims, keepdims=True), out=h)
         out -= xp.multiply(xhat, mean_hx, out=scratch)
         out *= invstd
-        grad_x = Tensor._make(out, ctx.device)
+        grad_x = Tensor._make(out.astype(dtype, copy=False), ctx.device)
     return grad_x, grad_w, grad_b, None, None, None
-
-
-def _kept(shape, dims) -> int:
-    """The number of statistics: the product of the dims not reduced."""
-    count = 1
-    for i, n in enumerate(shape):
-        if i not in dims:
-            count *= n
-    return count
 
 
 def _per_statistic(weight_shape, stats_shape) -> bool:

@@ -7,7 +7,7 @@ import math
 
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
-from ..backend.dtypes import bool_, get_default_dtype, int64
+from ..backend.dtypes import bool_, float32, get_default_dtype, int64
 from ..tensor import Tensor
 from ._util import nondiff, norm_dim, norm_dims, promote, size_args
 from .elementwise import abs as _abs
@@ -90,6 +90,10 @@ def mean(input, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     n = 1
     for d in dims:
         n *= input._data.shape[d]
+    if input._data.dtype.itemsize < 4:
+        # float16 accumulates in float32, as torch's mean does: the sum alone may overflow
+        # float16 (65504) where the mean does not.
+        return mean(input.to(float32), dims, keepdim).to(input.dtype)
     return sum(input, dims, keepdim) / n if n else sum(input, dims, keepdim) * math.nan
 
 
