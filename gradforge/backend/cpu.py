@@ -444,7 +444,9 @@ _EINSUM_MAX_COUNT = 2 ** 17
 
 
 def _kept_size(shape, axis) -> int:
+    """How many results a sum over ``axis`` has: the product of the other dims."""
     return math.prod(n for i, n in enumerate(shape) if i not in axis)
+
 
 _ZERO_ROW = 4096
 
