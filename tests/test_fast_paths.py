@@ -393,3 +393,32 @@ def test_cpu_sum_matches_numpy(shape, axis, keepdims):
     ints = np.arange(24).reshape(2, 3, 4)  # integers: NumPy's own loop
     np.testing.assert_array_equal(BACKEND.sum(ints, (0, 2), keepdims),
                                   ints.sum((0, 2), keepdims=keepdims))
+
+
+# -- the batch moved to the last axis and back, in tiles --------------------------------------
+@pytest.mark.parametrize("shape", [(128, 64, 8, 8), (3, 5, 4, 2), (7, 300, 130), (600, 1000)])
+def test_move_batch_last_and_first_are_transposes(shape):
+    from gradforge.backend.cpu import BACKEND
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    moved = BACKEND.move_batch_last(x)
+    assert moved.flags.c_contiguous
+    np.testing.assert_array_equal(moved, np.moveaxis(x, 0, -1))
+    back = BACKEND.move_batch_first(moved)
+    assert back.flags.c_contiguous
+    np.testing.assert_array_equal(back, x)
+    strided = x[::2]  # not contiguous: the plain copy
+    np.testing.assert_array_equal(BACKEND.move_batch_last(strided), np.moveaxis(strided, 0, -1))
+    out = np.empty(moved.shape, moved.dtype)
+    assert BACKEND.move_batch_last(x, out=out) is out
+    np.testing.assert_array_equal(out, moved)
+
+
+@pytest.mark.cuda
+def test_move_batch_on_the_gpu_backend():
+    if not gf.cuda.is_available():
+        pytest.skip("no CUDA device (real or simulated)")
+    backend = gf.device("cuda").backend
+    x = np.random.default_rng(0).standard_normal((4, 3, 5)).astype(np.float32)
+    moved = backend.move_batch_last(backend.asarray(x))
+    np.testing.assert_array_equal(backend.to_host(moved), np.moveaxis(x, 0, -1))
+    np.testing.assert_array_equal(backend.to_host(backend.move_batch_first(moved)), x)

@@ -200,6 +200,28 @@ class CPUBackend:
             x[image] += cols[:, :, i, j][out]
         return x
 
+    def move_batch_last(self, x, out=None):
+        """(N, ...) as a contiguous (..., N) array (into ``out`` if given): the layout of
+        batch-inner columns. A transpose copied in tiles (``_transpose_into``)."""
+        n = x.shape[0]
+        if out is None:
+            out = np.empty(x.shape[1:] + (n,), x.dtype)
+        if x.flags.c_contiguous:
+            _transpose_into(out.reshape(-1, n), x.reshape(n, -1))
+        else:
+            out[...] = np.moveaxis(x, 0, -1)
+        return out
+
+    def move_batch_first(self, y):
+        """(..., N) as a contiguous (N, ...) array: back from the batch-inner layout."""
+        n = y.shape[-1]
+        out = np.empty((n,) + y.shape[:-1], y.dtype)
+        if y.flags.c_contiguous:
+            _transpose_into(out.reshape(n, -1), y.reshape(-1, n))
+        else:
+            out[...] = np.moveaxis(y, -1, 0)
+        return out
+
     def im2col_batch_inner(self, x, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
                            dh: int, dw: int):
         """The columns of ``im2col`` with the batch innermost: (C*kh*kw, OH*OW*N).
@@ -210,7 +232,10 @@ class CPUBackend:
         n, c, h, w = x.shape
         oh, ow = conv_output_shape((h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw))
         padded = self.workspace((c, h + 2 * ph, w + 2 * pw, n), x.dtype)
-        _fill_padded(padded, x.transpose(1, 2, 3, 0), 1, ph, pw)
+        if ph or pw:
+            _fill_padded(padded, self.move_batch_last(x), 1, ph, pw)
+        else:
+            self.move_batch_last(x, out=padded)
         s0, s1, s2, s3 = padded.strides
         windows = as_strided(padded, (c, kh, kw, oh, ow, n),
                              (s0, s1 * dh, s2 * dw, s1 * sh, s2 * sw, s3), writeable=False)
@@ -233,7 +258,7 @@ class CPUBackend:
         for (i, j), image, out in _window_offsets(h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh,
                                                      dw):
             x[image + (slice(None),)] += cols[:, i, j][out + (slice(None),)]
-        return np.ascontiguousarray(x.transpose(3, 0, 1, 2))
+        return self.move_batch_first(x)
 
     def max_pool2d_forward(self, x, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
                            dh: int, dw: int, ceil_mode: bool):
@@ -550,6 +575,29 @@ def _keep_bits(condition, x):
     np.negative(mask, out=mask)  # 1 -> all ones (unsigned wrap-around), 0 -> 0
     np.bitwise_and(mask, x.view(unsigned), out=mask)
     return mask.view(x.dtype)
+
+
+_TILE_MIN_ELEMENTS = 2 ** 18
+
+
+def _transpose_into(dst, src) -> None:
+    """``dst[...] = src.T`` for 2-D arrays, one of whose sides (the batch) is short.
+
+    NumPy copies a transpose element by element along the destination, reading the source
+    with a stride of a whole row: past the caches that runs 2-3x slower than copying tiles
+    (measured on (128, 16384) float32: 6.6 -> 2.8 ms one way, 4.3 -> 2.6 ms the other). Short
+    rows go in 16 x 1024 tiles, short columns in blocks of 1024 rows; small arrays at once.
+    """
+    a, b = src.shape
+    if src.size < _TILE_MIN_ELEMENTS:
+        dst[...] = src.T
+    elif a <= b:
+        for i in range(0, a, 16):
+            for j in range(0, b, 1024):
+                dst[j:j + 1024, i:i + 16] = src[i:i + 16, j:j + 1024].T
+    else:
+        for i in range(0, a, 1024):
+            dst[:, i:i + 1024] = src[i:i + 1024].T
 
 
 def _fill_padded(padded, source, axis: int, ph: int, pw: int) -> None:

@@ -213,6 +213,16 @@ class CUDABackend:
         # CuPy's elementwise where does not branch per element like NumPy's.
         return self.xp.where(condition, x, y)
 
+    def move_batch_last(self, x, out=None):
+        moved = self.xp.moveaxis(x, 0, -1)
+        if out is None:
+            return self.xp.ascontiguousarray(moved)
+        out[...] = moved
+        return out
+
+    def move_batch_first(self, y):
+        return self.xp.ascontiguousarray(self.xp.moveaxis(y, -1, 0))
+
     def sum(self, x, axis: tuple, keepdims: bool = False, dtype=None):
         return self.xp.sum(x, axis=axis, keepdims=keepdims, dtype=dtype)
 

@@ -58,15 +58,10 @@ def batch_inner(backend, oh: int, ow: int) -> bool:
     return oh * ow <= backend.batch_inner_pixels
 
 
-def to_nchw(xp, y_inner):
-    """(C, OH, OW, N) with the batch innermost as a contiguous (N, C, OH, OW) array."""
-    return xp.ascontiguousarray(y_inner.transpose(3, 0, 1, 2))
-
-
-def batch_inner_rows(x, groups: int):
+def batch_inner_rows(backend, x, groups: int):
     """(N, C, H, W) as (G, C/G, H*W*N): the batch innermost, the layout of batch-inner columns."""
     n, c, h, w = x.shape
-    return x.transpose(1, 2, 3, 0).reshape(groups, c // groups, h * w * n)
+    return backend.move_batch_last(x).reshape(groups, c // groups, h * w * n)
 
 
 def _chunked(xp, n: int, bytes_per_sample: int, compute, shape, dtype):
@@ -102,7 +97,8 @@ def conv_array(backend, x, weight, geom: ConvGeometry, keep_columns: bool = Fals
             return cols, xp.matmul(w_mat, cols).reshape(o, oh, ow, part.shape[0])
         if len(chunks) == 1:
             cols, y = product(x)
-            return to_nchw(xp, y), (Columns(cols, True) if keep_columns else None)
+            columns = Columns(cols, True) if keep_columns else None
+            return backend.move_batch_first(y), columns
         y = xp.empty((n, o, oh, ow), x.dtype)
         for sl in chunks:
             y[sl] = product(x[sl])[1].transpose(3, 0, 1, 2)
@@ -143,7 +139,7 @@ def weight_grad_array(backend, x, grad_y, geom: ConvGeometry, weight_shape, colu
             cols = columns.array if columns is not None else \
                 backend.im2col_batch_inner(x[sl], *window).reshape(g, k, -1)
             # One GEMM per group over every pixel of every sample: (K, L*N) @ (L*N, Og).
-            part = xp.matmul(cols, batch_inner_rows(grad_y[sl], g).transpose(0, 2, 1))
+            part = xp.matmul(cols, batch_inner_rows(backend, grad_y[sl], g).transpose(0, 2, 1))
             total = part if total is None else total + part
         return total.transpose(0, 2, 1).reshape(weight_shape)
     gy = grad_y.reshape(n, g, o // g, oh * ow)
@@ -193,7 +189,7 @@ def conv_transpose_array(backend, x, weight, geom: ConvGeometry, out_hw):
     window = geom.window(kh, kw)
     if batch_inner(backend, ch, cw):
         def compute(sl):
-            cols = xp.matmul(w_mat, batch_inner_rows(x[sl], g))
+            cols = xp.matmul(w_mat, batch_inner_rows(backend, x[sl], g))
             return backend.col2im_batch_inner(cols.reshape(g * k, -1), (cols.shape[2] // (ch * cw),
                                               g * cout_g) + out_hw, *window)
         return _chunked(xp, n, g * k * ch * cw * x.itemsize, compute, (n, g * cout_g) + out_hw,
