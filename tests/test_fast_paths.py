@@ -422,3 +422,36 @@ def test_move_batch_on_the_gpu_backend():
     moved = backend.move_batch_last(backend.asarray(x))
     np.testing.assert_array_equal(backend.to_host(moved), np.moveaxis(x, 0, -1))
     np.testing.assert_array_equal(backend.to_host(backend.move_batch_first(moved)), x)
+
+
+# -- per-channel operands spread over a large batch --------------------------------------------
+def test_spread_over_batch_only_for_a_large_batch():
+    from gradforge.ops._util import spread_over_batch
+    stat = np.arange(3, dtype=np.float32).reshape(1, 3, 1, 1)
+    spread = spread_over_batch(np, stat, (8, 3, 2, 5))
+    assert spread.shape == (1, 3, 2, 5) and spread.flags.c_contiguous
+    np.testing.assert_array_equal(spread, np.broadcast_to(stat, (1, 3, 2, 5)))
+    assert spread_over_batch(np, stat, (7, 3, 2, 5)) is stat  # small batch: as it is
+    per_sample = np.ones((8, 1, 1, 1), np.float32)
+    assert spread_over_batch(np, per_sample, (8, 3, 2, 5)) is per_sample
+
+
+def test_batch_norm_and_conv_bias_on_a_large_batch_match_torch():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((9, 4, 6, 5))
+    results = []
+    for lib in (gf, torch):
+        lib.manual_seed(0)
+        conv, bn = lib.nn.Conv2d(4, 3, 3, padding=1).double(), lib.nn.BatchNorm2d(3).double()
+        with lib.no_grad():
+            conv.weight.copy_(lib.tensor(np.linspace(-1, 1, 108).reshape(3, 4, 3, 3)))
+            conv.bias.copy_(lib.tensor([0.5, -1.0, 2.0]))
+            bn.weight.copy_(lib.tensor([1.5, 0.5, -1.0]))
+            bn.bias.copy_(lib.tensor([0.1, 0.2, 0.3]))
+        inp = lib.tensor(x, requires_grad=True)
+        out = bn(conv(inp))
+        (out * out).sum().backward()
+        results.append([out.detach().numpy(), inp.grad.numpy(), conv.bias.grad.numpy(),
+                        bn.weight.grad.numpy(), bn.running_mean.numpy()])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
