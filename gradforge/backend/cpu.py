@@ -17,8 +17,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .device import CPU
-from .shapes import (COLUMN_BUFFER_BYTES, conv_output_shape, pool2d_grad_output_shape,
-                     pool_output_shape)
+from .shapes import (COLUMN_BUFFER_BYTES, conv_output_shape, keepdim_shape,
+                     pool2d_grad_output_shape, pool_output_shape, sum_subscripts)
 
 
 class CPUBackend:
@@ -123,16 +123,13 @@ class CPUBackend:
         2.5-3x faster at LeNet and ResNet sizes. Not for a full reduction, or more than
         ``_EINSUM_MAX_COUNT`` values per result: einsum adds in one running sum per result
         (with SIMD partial sums), NumPy pairwise, which stays accurate for long sums."""
-        ndim = x.ndim
+        ndim, kept_shape = x.ndim, keepdim_shape(x.shape, axis)
         if (dtype is not None or x.dtype.char not in "fd" or x.size < 4096
                 or not axis or len(axis) == ndim or ndim - 1 not in axis
-                or x.size // _kept_size(x.shape, axis) > _EINSUM_MAX_COUNT):
+                or x.size // math.prod(kept_shape) > _EINSUM_MAX_COUNT):
             return np.sum(x, axis=axis, keepdims=keepdims, dtype=dtype)
-        letters = "abcdefghijklmnopqrstuvwxyz"[:ndim]
-        kept = "".join(c for i, c in enumerate(letters) if i not in axis)
-        out = np.einsum(f"{letters}->{kept}", x)
-        return out.reshape(tuple(1 if i in axis else n for i, n in enumerate(x.shape))) \
-            if keepdims else out
+        out = np.einsum(sum_subscripts(ndim, axis), x)
+        return out.reshape(kept_shape) if keepdims else out
 
     def relu(self, x, out=None):
         """``max(x, 0)`` (NaN stays NaN). NumPy's ``maximum`` has no vector loop for an array
@@ -466,11 +463,6 @@ def _max_pool2d_scatter(grad_x, grad_out, indices, oh, ow, kh, kw, sh, sw, ph, p
 
 _ERF = np.frompyfunc(math.erf, 1, 1)
 _EINSUM_MAX_COUNT = 2 ** 17
-
-
-def _kept_size(shape, axis) -> int:
-    """How many results a sum over ``axis`` has: the product of the other dims."""
-    return math.prod(n for i, n in enumerate(shape) if i not in axis)
 
 
 _ZERO_ROW = 4096

@@ -20,9 +20,11 @@ __all__ = [
     "column_chunks",
     "conv_output_shape",
     "conv_output_size",
+    "keepdim_shape",
     "pool2d_grad_output_shape",
     "pool_output_shape",
     "pool_output_size",
+    "sum_subscripts",
 ]
 
 COLUMN_BUFFER_BYTES = 256 * 2 ** 20
@@ -31,6 +33,20 @@ COLUMN_BUFFER_BYTES = 256 * 2 ** 20
 A 3x3 convolution over (64, 32, 32) float32 samples needs 2.25 MiB of columns per sample,
 so the benchmark layer (batch 32, 72 MiB) runs in one piece and a batch of 256 in three.
 """
+
+
+def keepdim_shape(shape: Sequence[int], dims) -> tuple[int, ...]:
+    """``shape`` with the reduced ``dims`` set to 1: a reduction's shape with keepdim."""
+    return tuple(1 if i in dims else n for i, n in enumerate(shape))
+
+
+def sum_subscripts(ndim: int, dims, operands: int = 1) -> str:
+    """``einsum`` subscripts summing ``operands`` arrays of ``ndim`` dims (their elementwise
+    product, for two) over ``dims``: ``sum_subscripts(4, (0, 2, 3), 2)`` is
+    ``"abcd,abcd->b"``."""
+    axes = "abcdefghijklmnopqrstuvwxyz"[:ndim]
+    kept = "".join(axis for i, axis in enumerate(axes) if i not in dims)
+    return ",".join([axes] * operands) + "->" + kept
 
 
 def conv_output_size(size: int, k: int, s: int, p: int, d: int) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
+from ..backend.shapes import keepdim_shape, sum_subscripts
 from ..tensor import Tensor
 from ._util import spread_over_batch
 from .elementwise import rsqrt
@@ -40,12 +41,13 @@ class Normalize(Function):
         # Statistics in float32 at least, as torch accumulates them: a float16 sum overflows.
         x = a._data if a._data.dtype.itemsize >= 4 else a._data.astype(xp.float32)
         total = ctx.device.backend.sum(x, dims, True)
-        mean = total / (x.size // total.size)
+        count = x.size // total.size  # values per statistic
+        mean = total / count
         centered = x - spread_over_batch(xp, mean, x.shape)
-        var = _reduce_dot(xp, centered, centered, dims) / (x.size // mean.size)
+        var = _reduce_dot(xp, centered, centered, dims) / count
         invstd = 1 / xp.sqrt(var + eps)
         if running is not None:
-            _update_running(running, mean, var, x.size // var.size)
+            _update_running(running, mean, var, count)
         ctx.save_for_backward(a, weight)
         ctx.dims, ctx.eps = dims, eps
         ctx.bias_shape = None if bias is None else bias._data.shape
@@ -145,10 +147,7 @@ def _per_statistic(weight_shape, stats_shape) -> bool:
 
 def _reduce_dot(xp, a, b, dims):
     """``sum(a*b)`` over ``dims`` (kept as size-1 dims) without an array for the products."""
-    axes = "abcdefghijklmnopqrstuvwxyz"[:a.ndim]
-    kept = "".join(axis for i, axis in enumerate(axes) if i not in dims)
-    return xp.einsum(f"{axes},{axes}->{kept}", a, b).reshape(
-        tuple(1 if i in dims else n for i, n in enumerate(a.shape)))
+    return xp.einsum(sum_subscripts(a.ndim, dims, 2), a, b).reshape(keepdim_shape(a.shape, dims))
 
 
 def _sum_to(array, shape):

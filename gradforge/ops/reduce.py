@@ -8,6 +8,7 @@ import math
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 from ..backend.dtypes import bool_, float32, get_default_dtype, int64
+from ..backend.shapes import keepdim_shape
 from ..tensor import Tensor
 from ._util import nondiff, norm_dim, norm_dims, promote, size_args
 from .elementwise import abs as _abs
@@ -17,15 +18,10 @@ from .movement import expand, reshape
 values_indices = collections.namedtuple("values_indices", ["values", "indices"])
 
 
-def _keep_shape(shape, dims) -> tuple:
-    """``shape`` with the reduced ``dims`` set to 1 (the keepdim shape)."""
-    return tuple(1 if i in dims else s for i, s in enumerate(shape))
-
-
 def _restore(grad, input_shape, dims, keepdim):
     """Reshape a reduced gradient so that it broadcasts against the input again."""
     if not keepdim:
-        grad = reshape(grad, _keep_shape(input_shape, dims))
+        grad = reshape(grad, keepdim_shape(input_shape, dims))
     return grad
 
 
