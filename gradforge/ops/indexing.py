@@ -9,6 +9,7 @@ from ..autograd.function import Function
 from ..tensor import Tensor
 from ._util import arr, nondiff, norm_dim
 from .elementwise import where
+from .inplace import commit, on_own_gpu, tracking
 from .movement import expand, reshape
 
 _BASIC = (int, slice, type(None), type(Ellipsis))
@@ -146,12 +147,9 @@ def index_put(input, index, value) -> Tensor:
     return IndexPut.apply(input, idx, basic, _fit_value(input, idx, value))
 
 
+@on_own_gpu
 def setitem(input, index, value) -> None:
     """``input[index] = value``: in place, or recorded in the graph when autograd tracks it."""
-    from .inplace import _activate, commit, tracking
-    if input._device.index is not None and (guard := _activate(input)) is not None:
-        with guard:  # CuPy writes on the current GPU: make input's current (see ops.inplace)
-            return setitem(input, index, value)
     if tracking(input, value):
         commit(input, index_put(input.clone(), index, value))
         return

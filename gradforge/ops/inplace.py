@@ -8,7 +8,7 @@ in the graph (torch's rebase), so its old value stays correct for backward. A vi
 in place rebases its base too (``ViewWrite``), so gradients reach the base's history.
 
 CuPy writes on the current GPU: every op here runs with its tensor's GPU made current when
-another one is (``_on_own_gpu``); the CPU pays one test.
+another one is (``on_own_gpu``); the CPU pays one test.
 """
 from __future__ import annotations
 
@@ -22,17 +22,13 @@ from . import elementwise as ew
 from ._util import broadcast_shapes
 
 
-def _activate(t: Tensor):
-    """A context manager making ``t``'s GPU current when another GPU is, else None (callers
-    test ``t._device.index`` first, so a CPU tensor costs one attribute read)."""
-    return t._device.backend.activate()
-
-
-def _on_own_gpu(fn):
-    """``fn(self, ...)`` with ``self``'s GPU made current when another one is."""
+def on_own_gpu(fn):
+    """``fn(self, ...)`` with ``self``'s GPU made current when another one is (a CPU tensor
+    costs one attribute test)."""
     @functools.wraps(fn)
     def op(self: Tensor, *args, **kwargs) -> Tensor:
-        if self._device.index is not None and (guard := _activate(self)) is not None:
+        if self._device.index is not None and (
+                guard := self._device.backend.activate()) is not None:
             with guard:
                 return fn(self, *args, **kwargs)
         return fn(self, *args, **kwargs)
@@ -147,7 +143,7 @@ def _operand(target: Tensor, other):
 
 
 def _binary_inplace(name: str, out_of_place, ufunc_name: str):
-    @_on_own_gpu
+    @on_own_gpu
     def op(self: Tensor, other, *, alpha=1) -> Tensor:
         _check_operands(self, other, floating=name == "div")
         if tracking(self, other):
@@ -187,7 +183,7 @@ def _replaced(self: Tensor, value) -> Tensor:
     return ew.where(everywhere, value, self.clone())
 
 
-@_on_own_gpu
+@on_own_gpu
 def fill_(self: Tensor, value) -> Tensor:
     """Fill with a number or a 0-d tensor."""
     if isinstance(value, Tensor) and value._data.ndim:
@@ -204,7 +200,7 @@ def zero_(self: Tensor) -> Tensor:
     return fill_(self, 0)
 
 
-@_on_own_gpu
+@on_own_gpu
 def copy_(self: Tensor, src, non_blocking: bool = False) -> Tensor:
     """Copy ``src`` (broadcast, cast, moved to this device) into this tensor."""
     if tracking(self, src):
@@ -220,7 +216,7 @@ def copy_(self: Tensor, src, non_blocking: bool = False) -> Tensor:
     return self
 
 
-@_on_own_gpu
+@on_own_gpu
 def clamp_(self: Tensor, min=None, max=None) -> Tensor:
     if tracking(self, min, max):
         return commit(self, ew.clamp(self.clone(), min, max))
@@ -234,7 +230,7 @@ def clamp_(self: Tensor, min=None, max=None) -> Tensor:
 clip_ = clamp_
 
 
-@_on_own_gpu
+@on_own_gpu
 def masked_fill_(self: Tensor, mask, value) -> Tensor:
     from .indexing import masked_fill
     if tracking(self, value):
@@ -250,7 +246,7 @@ def masked_fill_(self: Tensor, mask, value) -> Tensor:
 
 
 def _unary_inplace(fn):
-    @_on_own_gpu
+    @on_own_gpu
     def op(self: Tensor) -> Tensor:
         if tracking(self):
             return commit(self, fn(self.clone()))
@@ -271,7 +267,7 @@ tanh_ = _unary_inplace(ew.tanh)
 abs_ = _unary_inplace(ew.abs)
 
 
-@_on_own_gpu
+@on_own_gpu
 def pow_(self: Tensor, exponent) -> Tensor:
     _check_operands(self, exponent)
     if tracking(self, exponent):
@@ -301,7 +297,7 @@ def _add_array(self: Tensor, array, value) -> Tensor:
     return self
 
 
-@_on_own_gpu
+@on_own_gpu
 def addcmul_(self: Tensor, tensor1, tensor2, *, value=1) -> Tensor:
     """``self += value * tensor1 * tensor2``."""
     if isinstance(tensor1, Tensor) and isinstance(tensor2, Tensor) and \
@@ -310,7 +306,7 @@ def addcmul_(self: Tensor, tensor1, tensor2, *, value=1) -> Tensor:
     return add_(self, ew.mul(tensor1, tensor2), alpha=value)
 
 
-@_on_own_gpu
+@on_own_gpu
 def addcdiv_(self: Tensor, tensor1, tensor2, *, value=1) -> Tensor:
     """``self += value * tensor1 / tensor2``."""
     if isinstance(tensor1, Tensor) and isinstance(tensor2, Tensor) and \
@@ -320,7 +316,7 @@ def addcdiv_(self: Tensor, tensor1, tensor2, *, value=1) -> Tensor:
     return add_(self, ew.div(tensor1, tensor2), alpha=value)
 
 
-@_on_own_gpu
+@on_own_gpu
 def lerp_(self: Tensor, end, weight) -> Tensor:
     """``self += weight * (end - self)``."""
     if isinstance(end, Tensor) and _same_kind(self, end, weight):
