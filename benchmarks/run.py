@@ -5,8 +5,9 @@
 Each workload is built once per library from the same code (benchmarks/workloads.py), warmed
 up, then timed interleaved (gradforge, torch, gradforge, torch ...) with a synchronize before
 every clock read on the GPU; on the CPU the alternation goes in short blocks after a pause, so
-neither library is timed against the other's spinning thread pool (benchmarks/timing.py). The table gives medians and the ratio gradforge / PyTorch (below
-1 means gradforge is faster). Without PyTorch installed the table has gradforge only. On
+neither library is timed against the other's spinning thread pool (benchmarks/timing.py).
+The table gives medians and the ratio gradforge / PyTorch (below 1 means gradforge is
+faster). Without PyTorch installed the table has gradforge only. On
 ``cuda`` a second table gives the bandwidth of gradforge's kernels next to a device-to-device
 copy of the same bytes.
 """
