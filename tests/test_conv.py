@@ -189,6 +189,9 @@ GRAD_CASES = {
                                                       dilation=(1, 2), groups=2),
          [(1, 4, 5, 6), (2, 2, 2, 3), (2,)]),
         (lambda lib, x, w: lib.nn.functional.conv1d(x, w, padding="same"), [(2, 2, 5), (2, 2, 2)]),
+        # A batch of 8 or more: the bias is added as a spread (1, C, H, W) block.
+        (lambda lib, x, w, b: lib.nn.functional.conv2d(x, w, b, padding=1),
+         [(8, 1, 2, 3), (2, 1, 2, 2), (2,)]),
     ],
     "ConvTranspose2d": [
         (lambda lib, x, w, b: lib.nn.functional.conv_transpose2d(

@@ -319,6 +319,9 @@ GRAD_CASES = {
          [(2, 4, 3), (4,), (4,)]),
         (lambda lib, x, w, b: lib.nn.functional.batch_norm(x, None, None, w, b, True),
          [(3, 2, 2), (2,), (2,)]),
+        # A batch of 8 or more: per-channel operands spread over (1, C, H, W) blocks.
+        (lambda lib, x, w, b: lib.nn.functional.batch_norm(x, None, None, w, b, True),
+         [(9, 2, 2, 2), (2,), (2,)]),
     ],
 }
 
