@@ -40,6 +40,20 @@ GETITEM = {
     "bool_mask_cols": (lambda lib, a, m: a[:, m], [(2, 3), ROWS]),
     "bool_from_compare": (lambda lib, a: a[a > 0], [(3, 4)]),
     "index_then_view": (lambda lib, a: a[1:].reshape(-1)[::3], [(3, 4)]),
+    # torch selects with an int first: the index array's dim stays in place (NumPy would
+    # move it to the front, the int and the array being apart).
+    "int_then_slice_then_tensor": (lambda lib, a, i: a[1, :, i], [(2, 3, 4), IDX]),
+    "int_then_slice_then_list": (lambda lib, a: a[0, ..., [0, 2], 1:], [(2, 3, 4, 5)]),
+    "zero_dim_tensor_then_slice_then_tensor": (lambda lib, a, i, j: a[i, :, j],
+                                               [(2, 3, 4), np.array(1), IDX2D]),
+    "slice_mask_int": (lambda lib, a, m: a[:, m, 1], [(2, 3, 4), ROWS]),
+    "uint8_mask": (lambda lib, a, m: a[m], [(3, 4), ROWS.astype(np.uint8)]),
+    "empty_list": (lambda lib, a: a[[]], [(3, 4)]),
+    "range": (lambda lib, a: a[:, range(1, 3)], [(3, 4)]),
+    # An advanced index's result is contiguous, as torch's: view() works on it.
+    "int_tensor_dim1_then_view": (lambda lib, a, i: a[:, i].view(-1), [(3, 4), IDX]),
+    "mask_dim1_then_view": (lambda lib, a, m: a[:, m].view(-1), [(2, 3, 4), ROWS]),
+    "int_then_tensor_then_view": (lambda lib, a, i: a[1, :, i].view(-1), [(2, 3, 4), IDX]),
 }
 
 
@@ -79,6 +93,18 @@ def set_zero_dim_tensor(lib, a, v):
     return out
 
 
+def set_int_then_list(lib, a, v):
+    out = a * 1
+    out[1, :, [0, 2]] = v
+    return out
+
+
+def set_leading_ones(lib, a, v):
+    out = a * 1
+    out[1:] = v
+    return out
+
+
 def set_leaf_no_grad(lib, a, v):
     out = a.detach().clone()
     out[:, 0] = v
@@ -94,6 +120,9 @@ SETITEM = {
     "bool_mask_tensor": (set_mask_tensor, [(3, 4), ROWS, (4,)]),
     "zero_dim_value": (set_zero_dim_tensor, [(3, 4), ()]),
     "value_into_constant": (set_leaf_no_grad, [(3, 4), (3,)]),
+    "int_then_list": (set_int_then_list, [(2, 3, 4), (3, 2)]),
+    "int_then_list_broadcast": (set_int_then_list, [(2, 3, 4), (2,)]),
+    "value_with_leading_ones": (set_leading_ones, [(3, 4), (1, 1, 2, 4)]),
 }
 
 SELECT = {
@@ -102,6 +131,8 @@ SELECT = {
     "gather_smaller": (lambda lib, a, i: a.gather(1, i), [(3, 4), integers(2, 2, high=4)]),
     "take_along_dim": (lambda lib, a, i: lib.take_along_dim(a, i, 1),
                        [(3, 4), integers(3, 2, high=4)]),
+    "take_along_dim_broadcast": (lambda lib, a, i: lib.take_along_dim(a, i, 1),
+                                 [(3, 4), integers(1, 2, high=4)]),
     "take_along_dim_flat": (lambda lib, a, i: lib.take_along_dim(a, i),
                             [(3, 4), integers(5, high=12)]),
     "scatter": (lambda lib, a, i, s: a.scatter(0, i, s),
@@ -115,7 +146,13 @@ SELECT = {
     "scatter_reduce_add": (lambda lib, a, i, s: a.detach().scatter(0, i, s.detach(),
                                                                    reduce="add"),
                            [(3, 2), np.array([[0, 0], [0, 2]]), (2, 2)]),
+    "scatter_value_reduce_add": (lambda lib, a, i: a.detach().scatter(1, i, 2.0, reduce="add"),
+                                 [(3, 4), np.array([[0, 0], [2, 3], [1, 1]])]),
+    "gather_zero_dim": (lambda lib, a, i: lib.gather(a, 0, i, sparse_grad=False),
+                        [(), np.array(0)]),
     "index_select": (lambda lib, a, i: a.index_select(0, i), [(3, 4), IDX]),
+    "index_select_zero_dim_index": (lambda lib, a, i: a.index_select(1, i),
+                                    [(3, 4), np.array(2)]),
     "index_select_dim1": (lambda lib, a, i: lib.index_select(a, 1, i), [(3, 4), IDX]),
     "masked_fill": (lambda lib, a, m: a.masked_fill(m, 0.0), [(3, 4), mask(3, 4)]),
     "masked_fill_broadcast": (lambda lib, a, m: lib.masked_fill(a, m, -1e9), [(3, 4), mask(4)]),
@@ -132,6 +169,10 @@ SELECT = {
                          [np.array([2.0, 1.0, 2.0, 1.0, 0.0])]),
     "sort_descending_stable_ties": (lambda lib, a: a.sort(descending=True, stable=True),
                                     [np.array([2.0, 1.0, 2.0, 1.0, 0.0])]),
+    # torch sorts NaN as the largest value, first when descending.
+    "sort_descending_nan": (lambda lib, a: a.sort(descending=True, stable=True),
+                            [np.array([[1.0, np.nan, 0.0, np.inf], [np.nan, 2.0, np.nan, -1.0]])]),
+    "topk_nan": (lambda lib, a: a.topk(2), [np.array([1.0, np.nan, 3.0, 0.0])]),
     "argsort": (lambda lib, a: a.argsort(), [distinct(3, 5)]),
     "argsort_descending": (lambda lib, a: lib.argsort(a, dim=0, descending=True),
                            [distinct(3, 5)]),
@@ -180,6 +221,7 @@ def test_basic_index_is_a_view_and_advanced_index_a_copy():
     x = gradforge.arange(12.0).reshape(3, 4)
     view, copy = x[1:, ::2], x[gradforge.tensor([1, 2])]
     assert np.shares_memory(view.numpy(), x.numpy())
+    assert np.shares_memory(x[gradforge.tensor(1)].numpy(), x.numpy())  # a 0-dim index: as int
     assert not np.shares_memory(copy.numpy(), x.numpy())
 
 
@@ -206,6 +248,12 @@ def test_index_errors():
         x.masked_fill(gradforge.zeros(2, 3), 1.0)
     with pytest.raises(IndexError, match="vector"):
         x.index_select(0, gradforge.zeros(2, 2, dtype=gradforge.int64))
+    with pytest.raises(RuntimeError, match="int32 or int64"):
+        x.index_select(0, gradforge.tensor([True, False]))
+    with pytest.raises(ValueError, match="step must be greater than zero"):
+        x[:, ::-1]
+    with pytest.raises(NotImplementedError, match="multiply"):
+        x.scatter(0, gradforge.tensor([[0]]), 2.0, reduce="multiply")
 
 
 GRAD_CASES = {

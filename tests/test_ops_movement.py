@@ -21,6 +21,8 @@ SHAPE = {
     "view": (lambda lib, a: a.view(2, 2, 3), [(4, 3)]),
     "view_infer": (lambda lib, a: a.view(-1), [(4, 3)]),
     "view_as": (lambda lib, a, b: a.view_as(b), [(4, 3), (2, 6)]),
+    "view_transposed_split": (lambda lib, a: a.t().view(3, 2, 2), [(4, 3)]),
+    "view_permuted_split_last": (lambda lib, a: a.permute(1, 0, 2).view(2, 3, 2, 2), [(3, 2, 4)]),
     "reshape_as": (lambda lib, a, b: a.reshape_as(b), [(4, 3), (12,)]),
     "flatten": (lambda lib, a: a.flatten(), [(2, 3, 4)]),
     "flatten_range": (lambda lib, a: lib.flatten(a, 1, 2), [(2, 3, 4, 5)]),
@@ -62,6 +64,9 @@ JOIN_SPLIT = {
     "cat_negative_dim": (lambda lib, a, b: lib.cat([a, b], -1), [(2, 3), (2, 2)]),
     "cat_promotes": (lambda lib, a, b: lib.cat([a, b]), [integers(2, 3), (1, 3)]),
     "concat": (lambda lib, a, b: lib.concat([a, b], 0), [(1, 3), (2, 3)]),
+    # torch skips a 1-d empty tensor whatever the other shapes (growing a tensor from []).
+    "cat_skips_legacy_empty": (lambda lib, a, b: lib.cat([b.detach(), a, b.detach()], 1),
+                               [(2, 3), np.zeros(0, np.float32)]),
     "stack": (lambda lib, a, b: lib.stack([a, b]), [(2, 3), (2, 3)]),
     "stack_dim": (lambda lib, a, b, c: lib.stack((a, b, c), dim=2), [(2, 3), (2, 3), (2, 3)]),
     "stack_negative": (lambda lib, a, b: lib.stack([a, b], -1), [(3,), (3,)]),
@@ -73,6 +78,7 @@ JOIN_SPLIT = {
     "chunk_more_than_size": (lambda lib, a: a.chunk(5), [(3,)]),
     "unbind": (lambda lib, a: a.unbind(1), [(2, 3)]),
     "narrow": (lambda lib, a: a.narrow(1, 1, 2), [(2, 4)]),
+    "split_zero_of_empty": (lambda lib, a: a.split(0), [(0, 3)]),
     "split_sum_parts": (lambda lib, a: [p * (i + 1) for i, p in enumerate(a.split(2))],
                         [(5, 2)]),
 }
@@ -150,6 +156,22 @@ def test_shape_errors_name_the_sizes():
         x.transpose(0, 2)
     with pytest.raises(RuntimeError, match="non-empty"):
         gradforge.cat([])
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda x: x.t(), (12,)),
+    (lambda x: x[:, 1:3], (-1,)),
+    (lambda x: x.permute(1, 0).unsqueeze(0), (2, 6)),
+    (lambda x: x[:1].expand(3, 4), (12,)),
+])
+def test_view_that_needs_a_copy_raises_as_in_torch(make, shape):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError, match="view size is not compatible"):
+        make(torch.zeros(3, 4)).view(shape)
+    x = gradforge.zeros(3, 4)
+    with pytest.raises(RuntimeError, match=r"view size is not compatible.*Use .reshape"):
+        make(x).view(shape)
+    assert make(x).reshape(shape).shape == make(torch.zeros(3, 4)).reshape(shape).shape
 
 
 GRAD_CASES = {

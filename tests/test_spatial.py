@@ -60,7 +60,9 @@ INTERPOLATE = {
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shape, kwargs", INTERPOLATE.values(), ids=INTERPOLATE.keys())
 def test_interpolate_against_torch(shape, kwargs, device):
-    compare(lambda lib, x: lib.nn.functional.interpolate(x, **kwargs), [shape], device=device)
+    """Values and gradients; ``view(-1)`` also checks the result is contiguous, as torch's."""
+    compare(lambda lib, x: lib.nn.functional.interpolate(x, **kwargs).view(-1), [shape],
+            device=device)
 
 
 @pytest.mark.parametrize("kwargs", [

@@ -7,10 +7,10 @@ import operator
 
 from ..autograd.function import Function
 from ..tensor import Tensor
-from ._util import arr, nondiff, norm_dim
+from ._util import arr, broadcast_shapes, nondiff, norm_dim
 from .elementwise import where
 from .inplace import commit, on_own_gpu, tracking
-from .movement import expand, reshape
+from .movement import expand, permute, reshape
 
 _BASIC = (int, slice, type(None), type(Ellipsis))
 
@@ -31,10 +31,16 @@ def _index_arrays(index, device):
             if i._data.dtype.kind not in "biu":
                 raise IndexError("tensors used as indices must be long, int, byte or bool "
                                  f"tensors, got {i.dtype}")
-            out.append(i._data)
+            if i._data.ndim == 0 and i._data.dtype.kind in "iu":
+                out.append(int(i._data))  # torch selects with a 0-dim index, as with an int
+                continue
+            # NOTE: torch reads a uint8 (byte) index as a mask, as bool.
+            out.append(i._data.astype(bool) if i._data.dtype.kind == "u" else i._data)
             basic = False
-        elif isinstance(i, (list, tuple)) or getattr(i, "ndim", 0) > 0:  # lists, host arrays
+        elif isinstance(i, (list, tuple, range)) or getattr(i, "ndim", 0) > 0:  # host arrays
             a = device.backend.asarray(i)
+            if a.size == 0 and a.dtype.kind == "f":
+                a = a.astype("int64")  # x[[]] selects nothing (an empty list reads as float)
             if a.dtype.kind not in "biu":
                 raise IndexError("tensors used as indices must be long, int, byte or bool "
                                  f"tensors, got {a.dtype}")
@@ -51,8 +57,39 @@ def _index_arrays(index, device):
                                  f"or byte Variables are valid indices (got "
                                  f"{type(i).__name__})") from None
         else:
+            if isinstance(i, slice) and i.step is not None and i.step <= 0:
+                raise ValueError("step must be greater than zero")
             out.append(i)
     return tuple(out), basic
+
+
+def _torch_order(index, ndim: int):
+    """The permutation from NumPy's result dims to torch's, or None where they agree.
+
+    NOTE: NumPy counts an int beside an index array as an advanced index too, so in
+    ``x[0, :, idx]`` the indexed dims go first; torch selects with the int first, which
+    leaves ``idx`` next to nothing else and its dims in place (after the ``:`` dim).
+    """
+    arrays = [k for k, i in enumerate(index) if getattr(i, "ndim", 0) > 0]
+    ints = [k for k, i in enumerate(index) if isinstance(i, int)]
+    if not arrays or not ints or any(getattr(i, "ndim", 1) == 0 for i in index):
+        return None
+    first, last = arrays[0], arrays[-1]
+    if set(range(first, last + 1)) - set(arrays) - set(ints):
+        return None  # torch too puts them first: the index arrays are apart
+    if set(range(min(first, ints[0]), max(last, ints[-1]) + 1)) <= set(arrays + ints):
+        return None  # NumPy too keeps them in place
+    used = sum(i.ndim if getattr(i, "dtype", None) is not None and i.dtype.kind == "b" else 1
+               for i in index if i is not None and i is not Ellipsis)
+    before = sum(ndim - used if i is Ellipsis else 0 if isinstance(i, int) else 1
+                 for i in index[:first])
+    if before == 0:
+        return None
+    n_adv = max(1 if index[k].dtype.kind == "b" else index[k].ndim for k in arrays)
+    # The dims the index leaves alone (an Ellipsis or the trailing ones) keep their sizes.
+    out_ndim = sum(isinstance(i, slice) or i is None for i in index) + n_adv + ndim - used
+    return (tuple(range(n_adv, n_adv + before)) + tuple(range(n_adv)) +
+            tuple(range(n_adv + before, out_ndim)))
 
 
 class GetItem(Function):
@@ -61,7 +98,9 @@ class GetItem(Function):
     @staticmethod
     def forward(ctx, a, index, basic):
         ctx.input_shape, ctx.index, ctx.basic = a._data.shape, index, basic
-        return a._data[index]
+        # NOTE: NumPy may leave an advanced index's result strided (x[:, idx]); torch's is a
+        # fresh contiguous tensor, on which view() works.
+        return a._data[index] if basic else ctx.xp.ascontiguousarray(a._data[index])
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -97,9 +136,11 @@ def getitem_arrays(input, index, basic) -> Tensor:
 def getitem(input, index) -> Tensor:
     idx, basic = _index_arrays(index, input._device)
     try:
-        return getitem_arrays(input, idx, basic)
+        out = getitem_arrays(input, idx, basic)
     except IndexError as e:
         raise IndexError(f"{e} (indexing a tensor of shape {tuple(input.shape)})") from None
+    order = None if basic else _torch_order(idx, input._data.ndim)
+    return out if order is None else permute(out, order).contiguous()
 
 
 class IndexPut(Function):
@@ -123,21 +164,28 @@ class IndexPut(Function):
 
 def _fit_value(input, idx, value):
     """``value`` cast to ``input``'s dtype and device and broadcast to the shape of
-    ``input[idx]``, or torch's error naming both shapes."""
+    ``input[idx]`` (in NumPy's dim order), or torch's error naming both shapes."""
     if not isinstance(value, Tensor):
         return value
     target = input._data[idx].shape
+    order = _torch_order(idx, input._data.ndim)
+    if order is not None:
+        target = tuple(target[k] for k in order)
     if value._device != input._device:
         value = value.to(input._device)
     if value._data.dtype != input._data.dtype:
         value = value.to(input.dtype)
+    shape = value._data.shape
+    while len(shape) > len(target) and shape[0] == 1:  # torch drops leading 1s
+        shape = shape[1:]
+    if len(shape) > len(target) or any(v not in (1, t) for v, t in
+                                       zip(reversed(shape), reversed(target))):
+        raise RuntimeError(f"shape mismatch: value tensor of shape {list(value.shape)} cannot "
+                           f"be broadcast to indexing result of shape {list(target)}")
     if value._data.shape != target:
-        shape = value._data.shape
-        if len(shape) > len(target) or any(v not in (1, t) for v, t in
-                                           zip(reversed(shape), reversed(target))):
-            raise RuntimeError(f"shape mismatch: value tensor of shape {list(shape)} cannot be "
-                               f"broadcast to indexing result of shape {list(target)}")
-        value = expand(value, target)
+        value = expand(reshape(value, shape), target)
+    if order is not None:
+        value = permute(value, sorted(range(len(order)), key=order.__getitem__))
     return value
 
 
@@ -179,9 +227,12 @@ def _check_index(index, name):
         raise RuntimeError(f"{name}(): Expected dtype int64 for index")
 
 
-def gather(input, dim: int, index) -> Tensor:
+def gather(input, dim: int, index, *, sparse_grad: bool = False) -> Tensor:
+    # sparse_grad is accepted for torch's signature; the gradient is always dense.
     _check_index(index, "gather")
     d = norm_dim(dim, input._data.ndim)
+    if input._data.ndim == 0 and index._data.ndim == 0:
+        return reshape(gather(reshape(input, 1), 0, reshape(index, 1)), ())
     if index._data.ndim != input._data.ndim:
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor "
                            f"({index._data.ndim} and {input._data.ndim})")
@@ -266,7 +317,11 @@ def scatter(input, dim: int, index, src=None, *, value=None, reduce=None) -> Ten
         src = value
     d = norm_dim(dim, input._data.ndim)
     if reduce == "add":
+        if not isinstance(src, Tensor):
+            src = input.new_full(index.shape, src)
         return scatter_add(input, d, index, src)
+    if reduce is not None:
+        raise NotImplementedError(f"scatter(): reduce={reduce!r} is not supported (only 'add')")
     if isinstance(src, Tensor) and src.dtype != input.dtype:
         src = src.to(input.dtype)
     return Scatter.apply(input, d, index, _leading_block(src, index))
@@ -275,8 +330,12 @@ def scatter(input, dim: int, index, src=None, *, value=None, reduce=None) -> Ten
 def index_select(input, dim: int, index) -> Tensor:
     if not isinstance(index, Tensor) or index._data.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
+    if index._data.dtype.kind not in "iu":
+        raise RuntimeError(f"index_select(): Expected dtype int32 or int64 for index, got "
+                           f"{index.dtype}")
     d = norm_dim(dim, input._data.ndim)
-    return input[(slice(None),) * d + (index,)]
+    # A 0-dim index selects one entry and keeps the dim, as a 1-element vector does.
+    return input[(slice(None),) * d + (reshape(index, -1),)]
 
 
 def masked_fill(input, mask, value) -> Tensor:
@@ -321,6 +380,10 @@ def argsort(input, dim: int = -1, descending: bool = False, stable: bool = False
         if descending:
             # Stable descending order: sort the reversed axis ascending on -x, then map back.
             idx = xp.argsort(-x if x.dtype.kind != "b" else ~x, axis=d, kind="stable")
+            if x.dtype.kind == "f" and xp.isnan(x).any():
+                # NaN counts as the largest value (torch), but -NaN still sorts last.
+                last = ~xp.isnan(xp.take_along_axis(x, idx, axis=d))
+                idx = xp.take_along_axis(idx, xp.argsort(last, axis=d, kind="stable"), axis=d)
         else:
             idx = xp.argsort(x, axis=d, kind="stable")
         return idx.astype(xp.int64)
@@ -341,4 +404,11 @@ def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True
 def take_along_dim(input, indices, dim=None) -> Tensor:
     if dim is None:
         return gather(reshape(input, -1), 0, reshape(indices, -1))
-    return gather(input, dim, indices)
+    # Unlike gather, input and indices broadcast against each other off ``dim``.
+    d = norm_dim(dim, input._data.ndim)
+    off_dim = [s[:d] + (1,) + s[d + 1:] for s in (input._data.shape, indices._data.shape)]
+    shape = list(broadcast_shapes(*off_dim))
+    shape[d] = input._data.shape[d]
+    input = expand(input, shape)
+    shape[d] = indices._data.shape[d]
+    return gather(input, d, expand(indices, shape))

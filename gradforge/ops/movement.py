@@ -57,14 +57,46 @@ def reshape(input, *shape) -> Tensor:
     return Reshape.apply(input, shape)
 
 
+def _viewable(shape: tuple, strides: tuple, new_shape: tuple) -> bool:
+    """Whether memory laid out as ``shape``/``strides`` can be read as ``new_shape`` without a
+    copy (torch's computeStride): dims are merged or split only inside a run of dims that is
+    contiguous in memory."""
+    if not shape or _prod(shape) == 0:
+        return True
+    view_d, chunk_stride = len(new_shape) - 1, strides[-1]
+    tensor_numel = view_numel = 1
+    for d in range(len(shape) - 1, -1, -1):
+        tensor_numel *= shape[d]
+        if d == 0 or (shape[d - 1] != 1 and strides[d - 1] != tensor_numel * chunk_stride):
+            # dims d.. form one contiguous run: the view dims must cover it exactly.
+            while view_d >= 0 and (view_numel < tensor_numel or new_shape[view_d] == 1):
+                view_numel *= new_shape[view_d]
+                view_d -= 1
+            if view_numel != tensor_numel:
+                return False
+            if d > 0:
+                chunk_stride, tensor_numel, view_numel = strides[d - 1], 1, 1
+    return view_d == -1
+
+
 def view(input, *shape) -> Tensor:
     if len(shape) == 1 and not isinstance(shape[0], (int, tuple, list)):
         return input.to(shape[0])  # view(dtype) with the same itemsize is rarely used
+    data = input._data
+    if not data.flags.c_contiguous:
+        # NOTE: reshape would copy here; view must share memory, so it refuses, as torch does.
+        new_shape = _infer_shape(size_args(shape), data.size)
+        if not _viewable(data.shape, data.strides, new_shape):
+            raise RuntimeError(
+                f"view size is not compatible with input tensor's size and stride (at least one "
+                f"dimension spans across two contiguous subspaces): cannot view shape "
+                f"{list(data.shape)} with strides {[st // data.itemsize for st in data.strides]}"
+                f" as {list(new_shape)}. Use .reshape(...) instead.")
     return reshape(input, *shape)
 
 
 def view_as(input, other) -> Tensor:
-    return reshape(input, other.shape)
+    return view(input, other.shape)
 
 
 def reshape_as(input, other) -> Tensor:
@@ -255,7 +287,12 @@ def cat(tensors, dim: int = 0) -> Tensor:
         raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
     from ._util import promote
     tensors, _ = promote(*tensors)
+    # NOTE: torch skips 1-d empty tensors (``torch.tensor([])``, the usual start of a loop
+    # that grows a tensor by cat) whatever the other shapes.
+    tensors = [x for x in tensors if x._data.shape != (0,)] or tensors[:1]
     ref = tensors[0]
+    if ref._data.ndim == 0:
+        raise RuntimeError("zero-dimensional tensor (at position 0) cannot be concatenated")
     d = norm_dim(dim, ref._data.ndim)
     for i, x in enumerate(tensors):
         if x._data.ndim != ref._data.ndim or any(
@@ -301,9 +338,9 @@ def split(tensor, split_size_or_sections, dim: int = 0) -> tuple:
     size = tensor._data.shape[d]
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
-        if step <= 0:
+        if step < 0 or step == 0 and size:
             raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got {step}")
-        sections = [min(step, size - s) for s in range(0, size, step)] or [0]
+        sections = [min(step, size - s) for s in range(0, size, step or 1)] or [0]
     else:
         sections = list(split_size_or_sections)
         if sum(sections) != size:
