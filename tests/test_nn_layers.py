@@ -147,6 +147,7 @@ def test_layer_reprs_equal_torchs():
         lambda lib: lib.nn.Softplus(beta=2, threshold=10),
         lambda lib: lib.nn.Softmax(),
         lambda lib: lib.nn.Hardswish(inplace=True),
+        lambda lib: lib.nn.MultiheadAttention(4, 2, bias=False),  # out_proj's class name
     ]
     for make in makers:
         assert repr(make(gradforge)) == repr(make(torch))

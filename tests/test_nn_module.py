@@ -372,6 +372,54 @@ def test_module_list_and_dict():
         ml(gradforge.ones(1))
 
 
+def test_module_dict_update_from_module_dict_and_sequential_repeat_match_torch():
+    torch = pytest.importorskip("torch")
+
+    def build(lib):
+        n = lib.nn
+        md = n.ModuleDict({"b": n.ReLU()})
+        md.update(OrderedDict([("x", n.Tanh()), ("a", n.ELU())]))
+        md.update(n.ModuleDict({"q": n.Linear(1, 1)}))  # a ModuleDict is no abc.Mapping
+        seq = n.Sequential(n.Linear(2, 2), n.ReLU())
+        twice, thrice = seq * 2, 3 * seq
+        seq *= 2
+        return md, twice, thrice, seq
+
+    g_md, g_twice, g_thrice, g_seq = build(gradforge)
+    t_md, t_twice, t_thrice, t_seq = build(torch)
+    assert list(g_md) == list(t_md) == ["b", "x", "a", "q"]
+    for g, t in ((g_twice, t_twice), (g_thrice, t_thrice), (g_seq, t_seq)):
+        assert repr(g) == repr(t)
+        assert list(g.state_dict()) == list(t.state_dict())
+        assert [n for n, _ in g.named_parameters()] == [n for n, _ in t.named_parameters()]
+    assert g_twice[0] is g_twice[2]  # repeats share the module objects, as in torch
+    for bad, err in ((0, ValueError), (1.5, TypeError)):
+        with pytest.raises(err):
+            g_twice * bad
+        with pytest.raises(err):
+            t_twice * bad
+
+
+def test_batchnorm_checkpoint_without_num_batches_tracked_loads_as_torch():
+    torch = pytest.importorskip("torch")
+
+    def build(lib):
+        return lib.nn.Sequential(lib.nn.Linear(2, 2), lib.nn.BatchNorm1d(2))
+
+    g_model, t_model = build(gradforge), build(torch)
+    g_sd, t_sd = g_model.state_dict(), t_model.state_dict()
+    assert g_sd._metadata == dict(t_sd._metadata)  # each module's _version, by name
+    del g_sd["1.num_batches_tracked"], t_sd["1.num_batches_tracked"]
+    # A current checkpoint (version 2) that lacks the counter: a missing key in both.
+    assert g_model.load_state_dict(g_sd, strict=False).missing_keys == \
+        t_model.load_state_dict(t_sd, strict=False).missing_keys == ["1.num_batches_tracked"]
+    # Without metadata (an old or converted checkpoint) torch keeps the layer's counter.
+    g_model[1].num_batches_tracked.fill_(4)
+    result = g_model.load_state_dict(dict(g_sd))
+    assert str(result) == str(t_model.load_state_dict(dict(t_sd)))
+    assert g_model[1].num_batches_tracked.item() == 4
+
+
 def test_custom_extra_repr_and_children_indentation():
     torch = pytest.importorskip("torch")
 

@@ -23,11 +23,19 @@ def _renumber(container: Module, modules: Iterable[Module]) -> None:
     container.__dict__["_modules"] = OrderedDict((str(i), m) for i, m in enumerate(modules))
 
 
+def _check_repeat(seq: Module, other) -> None:
+    """torch's checks on the factor of ``Sequential * n``."""
+    if not isinstance(other, int):
+        raise TypeError(f"unsupported operand type(s) for *: {type(seq)} and {type(other)}")
+    if other <= 0:
+        raise ValueError(f"Non-positive multiplication factor {other} for {type(seq)}")
+
+
 class Sequential(Module):
     """Modules applied one after the other; ``Sequential(OrderedDict(...))`` names them.
 
     Supports ``len``, iteration, indexing (a slice gives a ``Sequential``), ``append``,
-    ``insert``, ``extend`` and ``pop``.
+    ``insert``, ``extend``, ``pop``, ``+`` and ``* n``.
 
     Shape:
         Input: whatever the first module takes. Output: what the last module returns.
@@ -70,6 +78,17 @@ class Sequential(Module):
             raise ValueError("add operator supports only objects of Sequential class, but "
                              f"{type(other)} is given.")
         return Sequential(*self, *other)
+
+    def __mul__(self, other: int) -> "Sequential":
+        # NOTE: as in torch, the copies are the same module objects (shared parameters).
+        _check_repeat(self, other)
+        return Sequential(*(list(self) * other))
+
+    __rmul__ = __mul__
+
+    def __imul__(self, other: int) -> "Sequential":
+        _check_repeat(self, other)
+        return self.extend(list(self) * (other - 1))
 
     def append(self, module: Module) -> "Sequential":
         """Add ``module`` at the end."""
@@ -240,8 +259,8 @@ class ModuleDict(Module):
         return self._modules.values()
 
     def update(self, modules: Mapping[str, Module] | Iterable) -> None:
-        """Add modules from a mapping or an iterable of ``(name, module)`` pairs."""
-        if isinstance(modules, Mapping):
+        """Add modules from a mapping (a ``ModuleDict`` too) or ``(name, module)`` pairs."""
+        if isinstance(modules, (Mapping, ModuleDict)):
             for key, module in modules.items():
                 self[key] = module
             return

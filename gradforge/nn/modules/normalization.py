@@ -78,6 +78,21 @@ class _BatchNorm(Module):
         self.reset_running_stats()
         _reset_affine(self)
 
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, local_metadata: dict,
+                              strict: bool, missing_keys: list, unexpected_keys: list,
+                              error_msgs: list, assign: bool = False) -> None:
+        # NOTE: a checkpoint older than version 2, or a dict without torch's `_metadata` (a
+        # converted one), may lack num_batches_tracked: as torch, keep the layer's counter
+        # instead of reporting the key missing.
+        version = local_metadata.get("version")
+        key = prefix + "num_batches_tracked"
+        if (version is None or version < 2) and self.track_running_stats and \
+                key not in state_dict:
+            state_dict[key] = self.num_batches_tracked if self.num_batches_tracked is not None \
+                else _tensor(0, dtype=int64)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs, assign)
+
     def _check_input_dim(self, input: Tensor) -> None:
         if input.ndim not in self._expected_dims:
             wanted = " or ".join(f"{d}D" for d in self._expected_dims)

@@ -42,9 +42,17 @@ class StateDictMixin:
 
     def state_dict(self, *, destination: dict | None = None, prefix: str = "",
                    keep_vars: bool = False) -> dict:
-        """Parameters and persistent buffers by dotted name (sharing storage, detached)."""
+        """Parameters and persistent buffers by dotted name (sharing storage, detached).
+
+        As in torch, the dict carries ``_metadata``: each module's ``_version`` by dotted
+        name, handed back to ``_load_from_state_dict`` (old BatchNorm checkpoints).
+        """
         if destination is None:
             destination = OrderedDict()
+            destination._metadata = OrderedDict()
+        metadata = getattr(destination, "_metadata", None)
+        if metadata is not None:
+            metadata[prefix[:-1]] = {"version": self._version}
         self._save_to_state_dict(destination, prefix, keep_vars)
         for name, module in self._modules.items():
             if module is not None:
@@ -52,9 +60,9 @@ class StateDictMixin:
                                   keep_vars=keep_vars)
         return destination
 
-    def _load_from_state_dict(self, state_dict: dict, prefix: str, strict: bool,
-                              missing_keys: list, unexpected_keys: list, error_msgs: list,
-                              assign: bool = False) -> None:
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, local_metadata: dict,
+                              strict: bool, missing_keys: list, unexpected_keys: list,
+                              error_msgs: list, assign: bool = False) -> None:
         """Copy this module's own entries of ``state_dict``; record what did not fit."""
         persistent = ((k, v) for k, v in self._buffers.items()
                       if k not in self._non_persistent_buffers_set)
@@ -108,12 +116,14 @@ class StateDictMixin:
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
         missing_keys, unexpected_keys, error_msgs = [], [], []
+        metadata = getattr(state_dict, "_metadata", None)
         state_dict = OrderedDict(state_dict)
 
         def load(module: StateDictMixin, local: dict, prefix: str = "") -> None:
+            local_metadata = {} if metadata is None else metadata.get(prefix[:-1], {})
             # NOTE: keys are always collected; `strict` only decides whether they are errors.
-            module._load_from_state_dict(local, prefix, True, missing_keys, unexpected_keys,
-                                         error_msgs, assign)
+            module._load_from_state_dict(local, prefix, local_metadata, True, missing_keys,
+                                         unexpected_keys, error_msgs, assign)
             for name, child in module._modules.items():
                 if child is not None:
                     child_prefix = prefix + name + "."
