@@ -27,6 +27,12 @@ FROM_DATA = {
     "numpy_float64": lambda lib: lib.tensor(np.array([1.0, 2.0])),
     "numpy_int32": lambda lib: lib.tensor(np.array([1, 2], dtype=np.int32)),
     "numpy_scalar": lambda lib: lib.tensor(np.float32(2.5)),
+    # A NumPy scalar keeps its dtype (np.float64 is also a Python float).
+    "numpy_float64_scalar": lambda lib: lib.tensor(np.float64(2.5)),
+    "numpy_int32_scalar": lambda lib: lib.tensor(np.int32(3)),
+    "list_of_numpy_float64": lambda lib: lib.tensor([np.float64(1.5), 2.0]),
+    "python_float_type_is_double": lambda lib: lib.tensor([1, 2], dtype=float),
+    "zeros_python_float_type": lambda lib: lib.zeros(2, dtype=float),
     "tuple": lambda lib: lib.tensor((1.0, 2.0)),
     "list_of_zero_dim_tensors": lambda lib: lib.tensor([lib.tensor(1.0), lib.tensor(2.0)]),
     "as_tensor_list": lambda lib: lib.as_tensor([1, 2, 3], dtype=lib.float32),
@@ -40,6 +46,7 @@ FROM_DATA = {
     "full_int": lambda lib: lib.full((2,), 3),
     "full_bool": lambda lib: lib.full((2,), True),
     "full_dtype": lambda lib: lib.full([3], 2, dtype=lib.float16),
+    "full_numpy_fill": lambda lib: lib.full((2,), np.float64(1.5)),
     "zeros_like": lambda lib: lib.zeros_like(lib.ones(2, 3, dtype=lib.int32)),
     "ones_like_dtype": lambda lib: lib.ones_like(lib.ones(2), dtype=lib.float64),
     "full_like": lambda lib: lib.full_like(lib.ones(2, 2), 7.0),
@@ -59,6 +66,8 @@ FROM_DATA = {
     "arange_float_end": lambda lib: lib.arange(2.5),
     "arange_dtype": lambda lib: lib.arange(4, dtype=lib.float64),
     "arange_empty": lambda lib: lib.arange(3, 3),
+    "arange_end_keyword": lambda lib: lib.arange(end=4),
+    "arange_zero_dim_tensor_bounds": lambda lib: lib.arange(lib.tensor(1), lib.tensor(5)),
     "linspace": lambda lib: lib.linspace(0, 1, 5),
     "linspace_one": lambda lib: lib.linspace(-1, 1, 1),
     "linspace_dtype": lambda lib: lib.linspace(0, 10, 4, dtype=lib.float64),
@@ -143,6 +152,7 @@ RANDOM = {
     "randn": lambda g: gradforge.randn(1000, generator=g),
     "randint": lambda g: gradforge.randint(2, 9, (50,), generator=g),
     "randint_high_only": lambda g: gradforge.randint(4, size=(3, 3), generator=g),
+    "randint_high_size_positional": lambda g: gradforge.randint(4, (3, 3), generator=g),
     "randperm": lambda g: gradforge.randperm(10, generator=g),
     "rand_like": lambda g: gradforge.rand_like(gradforge.zeros(2, 3, dtype=gradforge.float64)),
     "randn_like": lambda g: gradforge.randn_like(gradforge.zeros(4)),
@@ -153,6 +163,7 @@ RANDOM = {
 
 
 RANDOM_DTYPES = {"randint": "int64", "randint_high_only": "int64", "randperm": "int64",
+                 "randint_high_size_positional": "int64",
                  "rand_tuple": "float64", "rand_like": "float64", "randint_like": "int32",
                  "rand_float16": "float16"}
 UNIT_INTERVAL = ("rand", "rand_tuple", "rand_like", "rand_float16")

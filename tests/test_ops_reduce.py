@@ -25,6 +25,10 @@ SUM_MEAN = {
     "sum_int": (lambda lib, a: a.sum(0), [integers(3, 4, dtype=np.int32)]),
     "sum_bool": (lambda lib, a: a.sum(), [mask(3, 4)]),
     "sum_dtype": (lambda lib, a: a.sum(dtype=lib.float64), [normal(3, dtype=np.float32)]),
+    "sum_int_dtype_kept": (lambda lib, a: a.sum(1, dtype=lib.int32),
+                           [integers(3, 4, dtype=np.int32)]),
+    "sum_zero_dim_dim0": (lambda lib, a: a.sum(0) + a.sum(-1, keepdim=True), [()]),
+    "mean_zero_dim_dim0": (lambda lib, a: a.mean(0), [()]),
     "sum_to_size": (lambda lib, a: a.sum_to_size(3, 1), [(2, 3, 4)]),
     "mean_all": (lambda lib, a: a.mean(), [(2, 3)]),
     "mean_dim_keepdim": (lambda lib, a: lib.mean(a, 0, keepdim=True), [(2, 3)]),
@@ -45,6 +49,8 @@ VAR_STD = {
     "std_dim_keepdim": (lambda lib, a: a.std(-1, keepdim=True), [(3, 4)]),
     "std_unbiased_false": (lambda lib, a: lib.std(a, 1, False), [(3, 4)]),
     "std_correction": (lambda lib, a: a.std(0, correction=0), [(3, 4)]),
+    "var_unbiased_positional": (lambda lib, a: a.var(False), [(3, 4)]),
+    "std_unbiased_positional": (lambda lib, a: lib.std(a, True), [(3, 4)]),
     "var_mean": (lambda lib, a: lib.var_mean(a, 1), [(3, 4)]),
     "std_mean": (lambda lib, a: lib.std_mean(a, 0, keepdim=True), [(3, 4)]),
 }
@@ -72,6 +78,9 @@ EXTREMES = {
     "argmin": (lambda lib, a: lib.argmin(a), [distinct(3, 4)]),
     "argmin_dim": (lambda lib, a: a.argmin(-1), [distinct(2, 3, 4)]),
     "argmax_ties_first": (lambda lib, a: a.argmax(), [np.array([1.0, 3.0, 3.0])]),
+    "argmax_keepdim_no_dim": (lambda lib, a: a.argmax(keepdim=True), [distinct(3, 4)]),
+    "amax_empty_kept_dim": (lambda lib, a: a.amax(1) + a.amin(-1), [np.zeros((0, 3))]),
+    "max_empty_kept_dim": (lambda lib, a: a.max(1), [np.zeros((0, 3))]),
 }
 
 OTHER = {
@@ -84,11 +93,13 @@ OTHER = {
     "cumsum": (lambda lib, a: a.cumsum(1), [(2, 4)]),
     "cumsum_dim0": (lambda lib, a: lib.cumsum(a, dim=0), [(3, 2)]),
     "cumsum_int": (lambda lib, a: a.cumsum(0), [integers(4, dtype=np.int32)]),
+    "cumsum_zero_dim": (lambda lib, a: a.cumsum(0), [()]),
     "logsumexp": (lambda lib, a: a.logsumexp(1), [(3, 4)]),
     "logsumexp_keepdim": (lambda lib, a: lib.logsumexp(a, (0, 1), keepdim=True), [(3, 4)]),
     "logsumexp_large": (lambda lib, a: (a * 1000).logsumexp(0), [(3, 4)]),
     "logsumexp_inf": (lambda lib, a: a.logsumexp(0),
                       [np.array([-math.inf, -math.inf, 1.0])]),
+    "logsumexp_zero_dim": (lambda lib, a: a.logsumexp(0), [()]),
     "norm": (lambda lib, a: a.norm(), [(3, 4)]),
     "norm_dim": (lambda lib, a: lib.norm(a, dim=1), [(3, 4)]),
     "norm_p1": (lambda lib, a: a.norm(1, dim=0, keepdim=True), [(3, 4)]),
@@ -115,6 +126,7 @@ SOFTMAX = {
     "log_softmax_dim0": (lambda lib, a: a.log_softmax(0), [(3, 4, 2)]),
     "softmax_float32": (lambda lib, a: a.softmax(-1), [normal(2, 5, dtype=np.float32)]),
     "softmax_zero_dim": (lambda lib, a: a.softmax(-1) + a.log_softmax(0), [()]),
+    "softmax_empty": (lambda lib, a: (a.softmax(0), a.log_softmax(-1)), [np.zeros(0)]),
 }
 
 
@@ -179,6 +191,23 @@ def test_reduction_errors():
         gradforge.tensor([1, 2]).mean()
     with pytest.raises(RuntimeError, match="numel"):
         gradforge.zeros(0).max()
+
+
+@pytest.mark.parametrize("op, error, message", [
+    (lambda x: x.max(), RuntimeError, r"max\(\): Expected reduction dim to be specified"),
+    (lambda x: x.amin(), RuntimeError, r"amin\(\): Expected reduction dim to be specified"),
+    (lambda x: x.max(0), IndexError, r"max\(\): Expected reduction dim 0 to have non-zero"),
+    (lambda x: x.amax((0, 1)), IndexError, "reduction dim 0 to have non-zero size"),
+    (lambda x: x.argmax(), IndexError, r"argmax\(\): Expected reduction dim to be specified"),
+    (lambda x: x.argmin(0), IndexError, r"argmin\(\): Expected reduction dim 0"),
+])
+def test_extremes_over_an_empty_dim_raise_as_torch(op, error, message):
+    # NumPy's own errors (ValueError, "attempt to get argmax of an empty sequence") name no
+    # op and no dim; torch raises these, and reduces an empty tensor over a non-empty dim.
+    torch = pytest.importorskip("torch")
+    for lib in (torch, gradforge):
+        with pytest.raises(error, match=message):
+            op(lib.zeros(0, 3))
 
 
 GRAD_CASES = {

@@ -94,8 +94,8 @@ def to_dtype(d) -> dtype:
     """Accept a gradforge dtype, a NumPy dtype, a Python type or a name."""
     if isinstance(d, dtype):
         return d
-    if d is float:
-        return _default_float
+    if d is float:  # NOTE: Python's float is a double, whatever the default dtype (torch)
+        return float64
     if d is int:
         return int64
     if d is bool:

@@ -150,12 +150,11 @@ def norm_dims(dim, ndim: int) -> tuple:
     """``None`` (all dims), an int or a sequence of ints as a sorted tuple of indices."""
     if dim is None:
         return tuple(range(ndim))
-    if isinstance(dim, int):
-        return (norm_dim(dim, ndim),)
-    dims = tuple(sorted(norm_dim(d, ndim) for d in dim))
+    dims = tuple(sorted(norm_dim(d, ndim) for d in ((dim,) if isinstance(dim, int) else dim)))
     if len(set(dims)) != len(dims):
         raise RuntimeError(f"dim {dims} appears multiple times in the list of dims")
-    return dims if dims else tuple(range(ndim))
+    # NOTE: a 0-d tensor takes dim 0 or -1 (as torch) but has no axis to reduce.
+    return dims if dims and ndim else tuple(range(ndim))
 
 
 def size_args(size) -> tuple:

@@ -32,16 +32,20 @@ def _infer_dtype(data):
         if any(k.is_floating_point for k in kinds):
             floats = [k for k in kinds if k.is_floating_point]
             return max(floats, key=lambda k: k.itemsize) if any(
-                isinstance(x, (Tensor, np.ndarray)) for x in data) else get_default_dtype()
+                isinstance(x, (Tensor, np.ndarray, np.generic)) for x in data) \
+                else get_default_dtype()
         if any(k is not bool_ for k in kinds):
             return int64
         return bool_
     if isinstance(data, (bool, np.bool_)):
         return bool_
-    if isinstance(data, (int, np.integer)):
+    # NOTE: a NumPy scalar keeps its dtype, as in torch (np.float64 is also a Python float).
+    if isinstance(data, np.generic):
+        return from_numpy_dtype(data.dtype)
+    if isinstance(data, int):
         return int64
-    if isinstance(data, (float, np.floating)):
-        return get_default_dtype() if isinstance(data, float) else from_numpy_dtype(data.dtype)
+    if isinstance(data, float):
+        return get_default_dtype()
     if hasattr(data, "__dlpack__") or hasattr(data, "__array__"):
         return from_numpy_dtype(np.asarray(data).dtype)
     raise TypeError(f"Could not infer dtype of {type(data).__name__}")
@@ -142,7 +146,7 @@ def empty(*args, size=None, dtype=None, device=None, requires_grad: bool = False
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    if isinstance(fill_value, Tensor):
+    if isinstance(fill_value, (Tensor, np.generic)):  # dtype from the value, as a number's
         fill_value = fill_value.item()
     return _filled(lambda xp, s, d: xp.full(s, fill_value, d), (size,) if isinstance(size, int)
                    else tuple(size), dtype, device, requires_grad, _infer_dtype(fill_value))
@@ -163,10 +167,12 @@ empty_like = _like(empty)
 full_like = _like(full)
 
 
-def arange(start, end=None, step=1, *, dtype=None, device=None,
+def arange(start=0, end=None, step=1, *, dtype=None, device=None,
            requires_grad: bool = False) -> Tensor:
     if end is None:
         start, end = 0, start
+    # 0-d tensors as bounds (arange(x.sum())) act as the numbers they hold, as in torch.
+    start, end, step = (v.item() if isinstance(v, Tensor) else v for v in (start, end, step))
     if dtype is None:
         dtype = int64 if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
                              for v in (start, end, step)) else get_default_dtype()
@@ -238,6 +244,8 @@ def randn(*args, size=None, generator=None, dtype=None, device=None,
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None,
             requires_grad: bool = False) -> Tensor:
     """Integers drawn uniformly from [low, high)."""
+    if size is None and isinstance(high, (tuple, list)):  # randint(high, size)
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     if size is None:

@@ -53,8 +53,10 @@ def sum(input, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     np_dtype = None
     if dtype is not None:
         input = input.to(dtype)
-    elif input._data.dtype.kind in "biu":
-        np_dtype = int64.np  # torch sums integers and bools as int64
+    if input._data.dtype.kind in "biu":
+        # torch sums integers and bools as int64 unless told otherwise (NumPy would sum a
+        # given int32 as int64 too).
+        np_dtype = int64.np if dtype is None else input._data.dtype
     return Sum.apply(input, dims, keepdim, np_dtype)
 
 
@@ -96,6 +98,8 @@ def mean(input, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
 def var(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
     if input._data.dtype.kind != "f":
         raise RuntimeError(f"std and var only support floating point dtypes, got {input.dtype}")
+    if isinstance(dim, bool):  # var(x, False): torch's overload var(input, unbiased)
+        dim, unbiased = None, dim
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
     dims = norm_dims(dim, input._data.ndim)
@@ -129,9 +133,6 @@ class AMax(Function):
         ctx.save_for_backward(a)
         ctx.dims, ctx.keepdim = dims, keepdim
         fn = ctx.xp.max if largest else ctx.xp.min
-        if a._data.size == 0:
-            raise RuntimeError("max(): Expected reduction dim to be specified for input.numel() "
-                               "== 0. Specify the reduction dim with the 'dim' argument.")
         return fn(a._data, axis=dims, keepdims=keepdim)
 
     @staticmethod
@@ -142,24 +143,49 @@ class AMax(Function):
         return g * mask / count, None, None, None
 
 
+def _check_extent(name: str, shape: tuple, dims, dim_given: bool) -> None:
+    """torch's errors for max/min/argmax over an empty extent (NumPy's name no dim)."""
+    for d in dims:
+        if shape[d] == 0:
+            if dim_given:
+                raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+            # NOTE: torch raises IndexError for argmax/argmin here, RuntimeError for max/min.
+            raise (IndexError if name.startswith("arg") else RuntimeError)(
+                f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
+                "Specify the reduction dim with the 'dim' argument.")
+
+
+def _extreme_over(name: str, input, dim, keepdim, largest) -> Tensor:
+    """amax/amin (and max/min without dim) over ``dim``, all dims when None or ``()``."""
+    dim = _all_if_empty(dim)
+    dims = norm_dims(dim, input._data.ndim)
+    _check_extent(name, input._data.shape, dims, dim is not None)
+    return AMax.apply(input, dims, keepdim, largest)
+
+
 def _all_if_empty(dim):
     """amax/amin reduce over every dim when ``dim`` is ``()`` (their default) or None."""
     return None if dim is None or (isinstance(dim, (tuple, list)) and not dim) else dim
 
 
 def amax(input, dim=(), keepdim: bool = False) -> Tensor:
-    return AMax.apply(input, norm_dims(_all_if_empty(dim), input._data.ndim), keepdim, True)
+    return _extreme_over("amax", input, dim, keepdim, True)
 
 
 def amin(input, dim=(), keepdim: bool = False) -> Tensor:
-    return AMax.apply(input, norm_dims(_all_if_empty(dim), input._data.ndim), keepdim, False)
+    return _extreme_over("amin", input, dim, keepdim, False)
 
 
 def _arg_extreme(input, dim, keepdim, largest) -> Tensor:
+    shape = input._data.shape
+    _check_extent("argmax" if largest else "argmin", shape,
+                  norm_dims(dim, len(shape)), dim is not None)
+
     def fn(xp, x):
         f = xp.argmax if largest else xp.argmin
         if dim is None:
-            return f(x.reshape(-1)).astype(xp.int64)
+            out = f(x.reshape(-1)).astype(xp.int64)
+            return out.reshape((1,) * x.ndim) if keepdim else out
         d = norm_dim(dim, x.ndim)
         out = f(x, axis=d) if x.ndim else f(x.reshape(1))
         return (xp.expand_dims(out, d) if keepdim and x.ndim else out).astype(xp.int64)
@@ -179,9 +205,11 @@ def _extreme(input, dim, keepdim, largest, other=None):
     from .indexing import gather
     if isinstance(dim, Tensor):  # max(a, b) is the elementwise maximum
         return (maximum if largest else minimum)(input, dim)
+    name = "max" if largest else "min"
     if dim is None:
-        return AMax.apply(input, norm_dims(None, input._data.ndim), False, largest)
+        return _extreme_over(name, input, None, False, largest)
     d = norm_dim(dim, input._data.ndim)
+    _check_extent(name, input._data.shape, norm_dims(d, input._data.ndim), True)
     if input._data.ndim == 0:
         return values_indices(input, nondiff(lambda xp, x: xp.zeros((), xp.int64), input))
     indices = _arg_extreme(input, d, True, largest)
@@ -259,7 +287,8 @@ class Cumsum(Function):
     @staticmethod
     def forward(ctx, a, dim):
         ctx.dim = dim
-        return ctx.xp.cumsum(a._data, axis=dim)
+        # reshape: NumPy gives a 0-d input's cumsum shape (1,), torch keeps ().
+        return ctx.xp.cumsum(a._data, axis=dim).reshape(a._data.shape)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -354,6 +383,8 @@ class Softmax(Function):
         ctx.dim = dim
         xp = ctx.xp
         x = a._data
+        if x.size == 0:  # NumPy's max has no identity for an empty axis
+            return x.copy()
         e = xp.exp(x - xp.max(x, axis=dim, keepdims=True))
         return e / xp.sum(e, axis=dim, keepdims=True)
 
@@ -373,6 +404,8 @@ class LogSoftmax(Function):
         ctx.dim = dim
         xp = ctx.xp
         x = a._data
+        if x.size == 0:  # NumPy's max has no identity for an empty axis
+            return x.copy()
         shifted = x - xp.max(x, axis=dim, keepdims=True)
         return shifted - xp.log(xp.sum(xp.exp(shifted), axis=dim, keepdims=True))
 

@@ -35,7 +35,8 @@ def _integral_unchanged(float_fn):
 
 def sign(input) -> Tensor:
     """-1, 0 or 1 by the sign of each element (gradient zero)."""
-    return _piecewise(lambda xp, x: xp.sign(x), input)
+    # NumPy has no sign for bool; torch returns the bools unchanged.
+    return _piecewise(lambda xp, x: xp.sign(x) if x.dtype.kind != "b" else x.copy(), input)
 
 
 def floor(input) -> Tensor:
