@@ -92,6 +92,41 @@ def test_inplace_on_a_tensor_not_saved_keeps_gradients_right():
     assert x.grad.tolist() == [8.0, 8.0]
 
 
+def test_mul_and_div_save_only_the_operands_a_gradient_needs():
+    """y * 2 and y / 2 need not y but the constant: changing y afterwards is no error (torch);
+    y * w with w requiring grad needs y for w's gradient, so it still is."""
+    x = leaf(1.0, 2.0)
+    y = x * 1
+    z = y * 2 + y / 4 + 3 * y
+    y.add_(1.0)
+    z.sum().backward()
+    assert x.grad.tolist() == [5.25, 5.25]
+    w = leaf(3.0, 4.0)
+    y = x * 1
+    z = y * w
+    y.add_(1.0)
+    with pytest.raises(RuntimeError, match=r"Mul.*version 1; expected version 0"):
+        z.sum().backward()
+
+
+def test_bitwise_augmented_assignment_is_in_place():
+    """``&=``, ``|=``, ``^=`` change the tensor itself (an alias sees it), keep its dtype and
+    refuse a result that does not fit it, as torch."""
+    torch = pytest.importorskip("torch")
+    for lib in (torch, gradforge):
+        mask = lib.tensor([True, False, True])
+        alias = mask
+        mask &= lib.tensor([True, True, False])
+        ints = lib.tensor([5, 3])
+        int_alias = ints
+        ints |= 2
+        ints ^= lib.tensor([1, 1])
+        assert alias.tolist() == [True, False, False] and mask is alias
+        assert int_alias.tolist() == [6, 2] and str(ints.dtype).endswith("int64")
+        with pytest.raises(RuntimeError, match="can't be cast"):
+            mask |= lib.tensor([3, 1, 0])
+
+
 def rebase_chain(lib, x, w):
     y = x * 1
     y.mul_(w)
@@ -160,6 +195,16 @@ def test_inplace_dtype_rules():
         x.add_(1.5)
     with pytest.raises(RuntimeError, match="can't be cast"):
         x.div_(2)
+    # Float-valued unary ops and float bounds: NumPy would truncate into the int storage.
+    for op in (x.exp_, x.sqrt_, x.sigmoid_, lambda: x.clamp_(0.5, 2.5)):
+        with pytest.raises(RuntimeError, match="float32 can't be cast to the desired output "
+                                               "type gradforge.int64"):
+            op()
+    assert x.tolist() == [1, 2]
+    z = gradforge.tensor([1.0, 3.0])
+    alias = z
+    z **= 2  # in place, as torch: the alias sees it
+    assert alias is z and alias.tolist() == [1.0, 9.0]
     y = gradforge.tensor([1.0, 2.0])
     y.add_(gradforge.tensor([1, 1]))
     assert y.dtype is gradforge.float32 and y.tolist() == [2.0, 3.0]

@@ -86,6 +86,9 @@ PROMOTION = {
     "int_where_float": (lambda lib, c, a, b: lib.where(c, a, b),
                         [mask(3), integers(3), (3,)]),
     "int_compare_float": (lambda lib, a: a < 2.5, [integers(4)]),
+    "scalar_mod_int": (lambda lib, a: 7 % a, [np.array([3, -3, 2, -5])]),
+    "bool_square": (lambda lib, a: lib.square(a), [mask(4)]),
+    "bool_sign": (lambda lib, a: a.sign(), [mask(4)]),
     "float32_mean": (lambda lib, a: a.mean(), [normal(4, dtype=np.float32)]),
 }
 
@@ -163,6 +166,16 @@ COMPARISON = {
     "logical_or": (lambda lib, a, b: a | b, [mask(3, 4), mask(3, 4)]),
     "logical_not": (lambda lib, a: ~a, [mask(3, 4)]),
     "logical_xor": (lambda lib, a, b: a ^ b, [mask(3, 4), mask(3, 4)]),
+    "bool_and_scalar_left": (lambda lib, a: True & a, [mask(3, 4)]),
+    "bool_or_int_scalar": (lambda lib, a: a | 2, [mask(4)]),
+    # On integers & | ^ ~ are bitwise and keep the dtype (logical_* would give bool).
+    "bitwise_and_int": (lambda lib, a, b: a & b, [integers(3, 4, high=8), integers(4, high=8)]),
+    "bitwise_or_int_scalar": (lambda lib, a: 1 | a, [integers(4, high=8)]),
+    "bitwise_xor_int_bool": (lambda lib, a, b: a ^ b, [integers(4, high=8), mask(4)]),
+    "bitwise_not_int": (lambda lib, a: ~a, [integers(4, low=-3, dtype=np.int32)]),
+    "bitwise_fns": (lambda lib, a, b: (lib.bitwise_and(a, b), a.bitwise_or(b),
+                                       lib.bitwise_xor(a, 3), a.bitwise_not()),
+                    [integers(4, high=8), integers(4, high=8)]),
 }
 
 
@@ -250,6 +263,17 @@ def test_bool_subtraction_and_negation_raise():
     b = gradforge.tensor([True, False])
     for op in (lambda: b - b, lambda: 1 - b, lambda: b - 1.5, lambda: -b):
         with pytest.raises(RuntimeError, match="bool tensor"):
+            op()
+
+
+def test_bitwise_ops_and_integer_alpha_refuse_floats():
+    x, n = gradforge.tensor([1.5]), gradforge.tensor([1, 2])
+    for op in (lambda: x & x, lambda: n | 1.5, lambda: ~x):
+        with pytest.raises(RuntimeError, match="bitwise.*float32"):
+            op()
+    # NumPy would scale the int operand by the float alpha and return float64.
+    for op in (lambda: gradforge.add(n, n, alpha=0.5), lambda: gradforge.sub(n, 1, alpha=1.5)):
+        with pytest.raises(RuntimeError, match="alpha must not be a floating point number"):
             op()
 
 

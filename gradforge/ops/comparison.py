@@ -1,6 +1,7 @@
 """Ops without a gradient that compare or test elements: ``eq ne lt le gt ge``, logic,
-``isnan isinf isfinite``, ``isclose allclose equal``. Their outputs are bool tensors (or Python
-bools) that never require grad."""
+bitwise ops, ``isnan isinf isfinite``, ``isclose allclose equal``. Their outputs are bool
+tensors (integer tensors for bitwise ops on integers), or Python bools, that never require
+grad."""
 from __future__ import annotations
 
 from ..tensor import Tensor
@@ -30,6 +31,35 @@ greater, less, greater_equal, less_equal, not_equal = gt, lt, ge, le, ne
 
 def logical_not(input) -> Tensor:
     return nondiff(lambda xp, x: xp.logical_not(x), input)
+
+
+def _integral_only(name: str, t: Tensor) -> None:
+    if t._data.dtype.kind == "f":
+        raise RuntimeError(f'"{name}" not implemented for \'{t.dtype.name}\': bitwise ops take '
+                           "integer and bool tensors")
+
+
+def _bitwise(ufunc_name: str, doc: str):
+    # NOTE: on bool tensors these are the logical ops; int tensors keep their dtype (torch's
+    # ``&``, ``|``, ``^``, ``~``), where ``logical_*`` would give bool.
+    def op(input, other) -> Tensor:
+        a, b = binary(input, other)
+        _integral_only(ufunc_name, a if isinstance(a, Tensor) else b)
+        return nondiff(lambda xp, x, y: getattr(xp, ufunc_name)(x, y), a, b)
+    op.__name__ = ufunc_name
+    op.__doc__ = doc
+    return op
+
+
+bitwise_and = _bitwise("bitwise_and", "Elementwise bitwise and (``&``); logical on bools.")
+bitwise_or = _bitwise("bitwise_or", "Elementwise bitwise or (``|``); logical on bools.")
+bitwise_xor = _bitwise("bitwise_xor", "Elementwise bitwise xor (``^``); logical on bools.")
+
+
+def bitwise_not(input) -> Tensor:
+    """Elementwise bitwise not (``~``); logical not on bools."""
+    _integral_only("bitwise_not", input)
+    return nondiff(lambda xp, x: xp.invert(x), input)
 
 
 def isnan(input) -> Tensor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from ..autograd.function import Function
+from ..backend.dtypes import int64
 from ..tensor import Tensor
 from ._util import arr, binary, broadcast, promote
 from .rounding import floor_divide, sign, trunc_divide
@@ -33,8 +34,18 @@ class Add(Function):
         return grad_output, grad_output * ctx.alpha, None
 
 
+def _check_alpha(a, b, alpha) -> None:
+    # NumPy would scale an int operand by a float alpha and return float64; torch refuses.
+    ref = a if isinstance(a, Tensor) else b
+    if isinstance(alpha, float) and ref._data.dtype.kind != "f":
+        raise RuntimeError("For integral input tensors, argument alpha must not be a floating "
+                           f"point number (got alpha={alpha} for {ref.dtype})")
+
+
 def add(input, other, *, alpha=1) -> Tensor:
     a, b = binary(input, other)
+    if alpha != 1:
+        _check_alpha(a, b, alpha)
     return Add.apply(a, b, alpha)
 
 
@@ -63,6 +74,8 @@ def sub(input, other, *, alpha=1) -> Tensor:
                            "If you are trying to invert a mask, use the `~` or `logical_not()` "
                            "operator instead.")
     a, b = binary(input, other)
+    if alpha != 1:
+        _check_alpha(a, b, alpha)
     return Sub.apply(a, b, alpha)
 
 
@@ -71,7 +84,11 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)   # tensors, or a Python scalar operand as it is
+        # Each operand only for the other's gradient (tensors, or a Python scalar as it is):
+        # an in-place change to an operand nothing needs is no error, as in torch.
+        needs = ctx.needs_input_grad  # () when no graph is recorded: nothing to save
+        if needs:
+            ctx.save_for_backward(a if needs[1] else None, b if needs[0] else None)
         return ctx.xp.multiply(arr(a), arr(b))
 
     @staticmethod
@@ -91,7 +108,8 @@ class Div(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        if ctx.needs_input_grad:  # a only for b's gradient, as in Mul
+            ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
         return ctx.xp.true_divide(arr(a), arr(b))
 
     @staticmethod
@@ -404,6 +422,8 @@ def relu(input) -> Tensor:
 
 
 def square(input) -> Tensor:
+    if _is_bool(input):
+        input = input.to(int64)  # torch's square is pow(input, 2): bool becomes int64
     return mul(input, input)
 
 

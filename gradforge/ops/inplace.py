@@ -18,6 +18,7 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import STATE
 from ..backend.dtypes import bool_, get_default_dtype, result_type, scalar_category
 from ..tensor import Tensor
+from . import comparison as cmp
 from . import elementwise as ew
 from ._util import broadcast_shapes
 
@@ -222,6 +223,7 @@ def clamp_(self: Tensor, min=None, max=None) -> Tensor:
         return commit(self, ew.clamp(self.clone(), min, max))
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    _check_operands(self, min, max)
     self._device.xp.clip(self._data, _operand(self, min), _operand(self, max), out=self._data)
     self._vc[0] += 1
     return self
@@ -250,7 +252,11 @@ def _unary_inplace(fn):
     def op(self: Tensor) -> Tensor:
         if tracking(self):
             return commit(self, fn(self.clone()))
-        self._data[...] = fn(self.detach())._data
+        out = fn(self.detach())
+        if out._data.dtype != self._data.dtype:  # exp_ of an int tensor: torch refuses
+            raise RuntimeError(f"result type {out.dtype} can't be cast to the desired output "
+                               f"type {self.dtype}")
+        self._data[...] = out._data
         self._vc[0] += 1
         return self
     op.__name__ = fn.__name__ + "_"
@@ -275,6 +281,22 @@ def pow_(self: Tensor, exponent) -> Tensor:
     self._device.xp.power(self._data, _operand(self, exponent), out=self._data, casting="unsafe")
     self._vc[0] += 1
     return self
+
+
+def _bitwise_inplace(out_of_place):
+    """``&=``, ``|=``, ``^=`` (bool and integer tensors: nothing to differentiate)."""
+    @on_own_gpu
+    def op(self: Tensor, other) -> Tensor:
+        _check_operands(self, other)
+        return copy_(self, out_of_place(self, other))
+    op.__name__ = out_of_place.__name__ + "_"
+    op.__doc__ = f"In-place ``{out_of_place.__name__}``."
+    return op
+
+
+bitwise_and_ = _bitwise_inplace(cmp.bitwise_and)
+bitwise_or_ = _bitwise_inplace(cmp.bitwise_or)
+bitwise_xor_ = _bitwise_inplace(cmp.bitwise_xor)
 
 
 def _same_kind(self: Tensor, *others) -> bool:
