@@ -55,15 +55,14 @@ def _pool(kind, direction, n, c, h, w):
         if kind == "max":
             args = (2, 2, 2, 2, 0, 0, 1, 1, False)
             out, idx = backend.max_pool2d_forward(x, *args)
-            forward = lambda: backend.max_pool2d_forward(x, *args)
-            backward = lambda: backend.max_pool2d_backward(out, idx, x.shape, *args)
+            steps = {"forward": lambda: backend.max_pool2d_forward(x, *args),
+                     "backward": lambda: backend.max_pool2d_backward(out, idx, x.shape, *args)}
         else:
             args = (2, 2, 2, 2, 0, 0, False, True, None)
             out = backend.avg_pool2d_forward(x, *args)
-            forward = lambda: backend.avg_pool2d_forward(x, *args)
-            backward = lambda: backend.avg_pool2d_backward(out, x.shape, *args)
-        step = forward if direction == "forward" else backward
-        return step, x.nbytes + out_bytes, backend.xp
+            steps = {"forward": lambda: backend.avg_pool2d_forward(x, *args),
+                     "backward": lambda: backend.avg_pool2d_backward(out, x.shape, *args)}
+        return steps[direction], x.nbytes + out_bytes, backend.xp
     return build
 
 

@@ -3,7 +3,8 @@
 NumPy on the CPU, CuPy and hand-written CUDA kernels on NVIDIA GPUs; ``import gradforge as
 torch`` runs a PyTorch training loop.
 """
-# ruff: noqa: F401, I001  (the public namespace: re-exports, in dependency order)
+# ruff: noqa: E402, F401, F403, I001  (the public namespace: re-exports, in dependency order,
+# after the warnings filter)
 import builtins
 import warnings
 

@@ -434,8 +434,8 @@ register_tensor_class(Tensor)
 
 # Methods whose implementation is exactly the op of the same name (``x.exp()`` is
 # ``ops.exp(x)``). Bound here after ``ops`` is importable, since ops builds on Tensor.
-from . import ops
-from .backend.dtypes import bool_, float16, float32, float64, int32, int64
+from . import ops  # noqa: E402
+from .backend.dtypes import bool_, float16, float32, float64, int32, int64  # noqa: E402
 
 for _name in ops.TENSOR_METHODS:
     setattr(Tensor, _name, getattr(ops, _name))

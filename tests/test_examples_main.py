@@ -21,8 +21,8 @@ EXAMPLES = ROOT / "examples"
 # The examples import one another by name, as Python allows when they run as scripts.
 sys.path.insert(0, str(EXAMPLES))
 
-import _common
-import train
+import _common  # noqa: E402 (from the examples folder put on the path above)
+import train  # noqa: E402
 
 TINY = ["--limit", "192", "--batch-size", "32", "--device", "cpu"]
 

@@ -29,7 +29,8 @@ def test_cpu_where_matches_numpy_bitwise(dtype, case):
     c[0, 0], c[1, 1], c[2, 2] = False, True, True
     args = {"x_zero": (c, x, 0.0), "zero_x": (c, 0, x), "minus_zero": (c, x, -0.0),
             "one": (c, x, 1.0), "strided": (c[:, ::2], x[:, ::2], 0.0),
-            "transposed": (c.T, x.T, 0), "int_array": (c, np.arange(35, dtype=np.int32).reshape(5, 7), 0)}[case]
+            "transposed": (c.T, x.T, 0),
+            "int_array": (c, np.arange(35, dtype=np.int32).reshape(5, 7), 0)}[case]
     got, expected = CPUBackend().where(*args), np.where(*args)
     assert got.dtype == expected.dtype and got.shape == expected.shape
     np.testing.assert_array_equal(_bits(got), _bits(expected))

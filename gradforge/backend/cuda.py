@@ -94,7 +94,8 @@ def set_device(index: int) -> None:
     cp = require()
     index = int(index)
     if not 0 <= index < device_count():
-        raise RuntimeError(f"CUDA device {index} does not exist: {device_count()} device(s) present")
+        raise RuntimeError(f"CUDA device {index} does not exist: {device_count()} device(s) "
+                           "present")
     cp.cuda.Device(index).use()
 
 

@@ -143,7 +143,8 @@ def empty_pinned(shape, dtype=float) -> np.ndarray:
 
 
 def memory_type(ptr: int) -> tuple[int, int]:
-    """``(cudaMemoryType, device)`` of a host address: 1 for pinned memory, else 0 (unregistered)."""
+    """``(cudaMemoryType, device)`` of a host address: 1 for pinned memory, else 0
+    (unregistered)."""
     for start, end in _pinned.values():
         if start <= ptr < end:
             return 1, current()
