@@ -284,3 +284,28 @@ def test_scatter_src_larger_than_index_gets_zero_gradient_outside_the_block():
         expected = np.zeros((3, 4))
         expected[:2] = np.take_along_axis(np.arange(12.0).reshape(3, 4), index.numpy(), 0)
         np.testing.assert_array_equal(src.grad.numpy(), expected)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, x: x.gather(1, lib.tensor([[0, -1], [1, 2]])),
+    lambda lib, x: x.gather(1, lib.tensor([[0, 3], [1, 2]])),
+    lambda lib, x: x.scatter(1, lib.tensor([[0, -1]]), 9.0),
+    lambda lib, x: x.scatter_add(0, lib.tensor([[2, 0, 1]]), x),
+    lambda lib, x: x.index_select(1, lib.tensor([-1])),
+    lambda lib, x: x.index_select(0, lib.tensor([0, 2])),
+], ids=["gather-negative", "gather-past-end", "scatter-negative", "scatter_add-past-end",
+        "index_select-negative", "index_select-past-end"])
+def test_out_of_range_indices_raise_as_in_torch(call):
+    """An index outside [0, size) raises RuntimeError naming it; NumPy would wrap a negative
+    one into a wrong answer."""
+    torch = pytest.importorskip("torch")
+    for lib in (torch, gradforge):
+        with pytest.raises((RuntimeError, IndexError), match="out of"):  # torch: either
+            call(lib, lib.arange(6.0).reshape(2, 3))
+
+
+def test_take_along_dim_counts_negative_indices_from_the_end():
+    """Along a dim, as torch (which refuses them on the flattened input, as gather does)."""
+    compare(lambda lib, a, i: lib.take_along_dim(a, i, 1), [(2, 3), np.array([[-1, 0], [2, -3]])])
+    with pytest.raises(RuntimeError, match="index -1 is out of bounds"):
+        gradforge.take_along_dim(gradforge.zeros(2, 3), gradforge.tensor([-1, 4]))

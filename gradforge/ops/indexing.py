@@ -6,6 +6,7 @@ import collections
 import operator
 
 from ..autograd.function import Function
+from ..backend import on_device
 from ..tensor import Tensor
 from ._util import arr, broadcast_shapes, nondiff, norm_dim
 from .elementwise import where
@@ -227,6 +228,18 @@ def _check_index(index, name):
         raise RuntimeError(f"{name}(): Expected dtype int64 for index")
 
 
+def _check_bounds(index, size: int, dim: int, name: str = "") -> None:
+    """torch's error for an index outside [0, size) along ``dim``: NumPy would wrap a negative
+    one silently (a wrong answer). Costs a reduction (a sync on the GPU), as in embedding."""
+    data = index._data
+    if data.size:
+        with on_device(index._device):  # CuPy reduces on the current GPU
+            low, high = int(data.min()), int(data.max())
+        if low < 0 or high >= size:
+            raise RuntimeError(f"{name}index {low if low < 0 else high} is out of bounds for "
+                               f"dimension {dim} with size {size}")
+
+
 def gather(input, dim: int, index, *, sparse_grad: bool = False) -> Tensor:
     # sparse_grad is accepted for torch's signature; the gradient is always dense.
     _check_index(index, "gather")
@@ -241,6 +254,7 @@ def gather(input, dim: int, index, *, sparse_grad: bool = False) -> Tensor:
             raise RuntimeError(f"Size does not match at dimension {k} expected index "
                                f"{list(index.shape)} to be smaller than self {list(input.shape)} "
                                f"apart from dimension {d}")
+    _check_bounds(index, input._data.shape[d], d)
     if input._data.shape != index._data.shape:
         # take_along_axis needs equal sizes off `dim`: gather from the leading block.
         sl = tuple(slice(0, s) if k != d else slice(None) for k, s in enumerate(index._data.shape))
@@ -291,8 +305,9 @@ def _leading_block(src, index):
 
 def scatter_add(input, dim: int, index, src) -> Tensor:
     _check_index(index, "scatter_add")
-    return ScatterAdd.apply(input, norm_dim(dim, input._data.ndim), index,
-                            _leading_block(src, index))
+    d = norm_dim(dim, input._data.ndim)
+    _check_bounds(index, input._data.shape[d] if input._data.ndim else 1, d)
+    return ScatterAdd.apply(input, d, index, _leading_block(src, index))
 
 
 class Scatter(Function):
@@ -322,6 +337,7 @@ def scatter(input, dim: int, index, src=None, *, value=None, reduce=None) -> Ten
         return scatter_add(input, d, index, src)
     if reduce is not None:
         raise NotImplementedError(f"scatter(): reduce={reduce!r} is not supported (only 'add')")
+    _check_bounds(index, input._data.shape[d] if input._data.ndim else 1, d)
     if isinstance(src, Tensor) and src.dtype != input.dtype:
         src = src.to(input.dtype)
     return Scatter.apply(input, d, index, _leading_block(src, index))
@@ -334,6 +350,7 @@ def index_select(input, dim: int, index) -> Tensor:
         raise RuntimeError(f"index_select(): Expected dtype int32 or int64 for index, got "
                            f"{index.dtype}")
     d = norm_dim(dim, input._data.ndim)
+    _check_bounds(index, input._data.shape[d] if input._data.ndim else 1, d, "index_select(): ")
     # A 0-dim index selects one entry and keeps the dim, as a 1-element vector does.
     return input[(slice(None),) * d + (reshape(index, -1),)]
 
@@ -404,8 +421,10 @@ def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True
 def take_along_dim(input, indices, dim=None) -> Tensor:
     if dim is None:
         return gather(reshape(input, -1), 0, reshape(indices, -1))
-    # Unlike gather, input and indices broadcast against each other off ``dim``.
+    # Unlike gather, input and indices broadcast against each other off ``dim``, and
+    # negative indices count from the end (torch; not without a dim).
     d = norm_dim(dim, input._data.ndim)
+    indices = where(indices < 0, indices + input._data.shape[d], indices)
     off_dim = [s[:d] + (1,) + s[d + 1:] for s in (input._data.shape, indices._data.shape)]
     shape = list(broadcast_shapes(*off_dim))
     shape[d] = input._data.shape[d]
