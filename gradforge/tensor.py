@@ -5,6 +5,7 @@ tensor's device); every method that computes something delegates in one line to 
 """
 from __future__ import annotations
 
+import warnings
 import weakref
 
 import numpy as np
@@ -29,10 +30,10 @@ class Tensor:
         "__weakref__",
         "_data",
         "_device",
+        "_grad",
         "_hooks",
         "_output_nr",
         "_vc",
-        "grad",
         "grad_fn",
         "requires_grad",
     )
@@ -51,7 +52,7 @@ class Tensor:
             t = ops.tensor(args[0], dtype=get_default_dtype(), device=device)
         else:
             t = ops.zeros(*(args or (0,)), device=device)
-        for name in ("_data", "_device", "requires_grad", "grad", "grad_fn", "_output_nr",
+        for name in ("_data", "_device", "requires_grad", "_grad", "grad_fn", "_output_nr",
                      "_vc", "_hooks"):
             setattr(self, name, getattr(t, name))
 
@@ -62,7 +63,7 @@ class Tensor:
         t._data = data
         t._device = device
         t.requires_grad = requires_grad
-        t.grad = None
+        t._grad = None
         t.grad_fn = grad_fn
         t._output_nr = output_nr
         t._vc = [0] if vc is None else vc
@@ -100,8 +101,12 @@ class Tensor:
 
     @property
     def data(self) -> Tensor:
-        """The same storage, detached from the graph (``x.data`` in torch)."""
-        return Tensor._make(self._data, self._device, vc=self._vc)
+        """The same storage, detached from the graph (``x.data`` in torch).
+
+        NOTE: as torch, it has its own version counter: in-place changes through ``.data``
+        are hidden from autograd (the escape hatch for updates a saved tensor must not see).
+        """
+        return Tensor._make(self._data, self._device)
 
     @data.setter
     def data(self, value: Tensor) -> None:
@@ -221,6 +226,36 @@ class Tensor:
         return repr(self)
 
     # -- autograd ---------------------------------------------------------------------------
+    @property
+    def grad(self) -> Tensor | None:
+        """The gradient that backward accumulated (None on a non-leaf without retain_grad)."""
+        grad = self._grad
+        if grad is None and self.grad_fn is not None and not self.retains_grad:
+            warnings.warn(
+                "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its "
+                ".grad attribute won't be populated during autograd.backward(). If you indeed "
+                "want the .grad field to be populated for a non-leaf Tensor, use .retain_grad() "
+                "on the non-leaf Tensor.", UserWarning, stacklevel=2)
+        return grad
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        # As torch: a gradient must match its tensor, or optimizers would update wrongly.
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError("assigned grad expected to be a Tensor or None but got grad of "
+                                f"type {type(value).__name__}")
+            if value._data.shape != self._data.shape:
+                raise RuntimeError(f"attempting to assign a gradient of size {list(value.shape)} "
+                                   f"to a tensor of size {list(self.shape)}")
+            if value._data.dtype != self._data.dtype:
+                raise RuntimeError(f"attempting to assign a gradient with dtype {value.dtype} to "
+                                   f"a tensor with dtype {self.dtype}")
+            if value._device != self._device:
+                raise RuntimeError(f"attempting to assign a gradient on {value._device} to a "
+                                   f"tensor on {self._device}")
+        self._grad = value
+
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate the gradient of this tensor into the leaves' ``.grad``."""
         _engine.backward(self, None if gradient is None else (gradient,), retain_graph,
@@ -231,6 +266,8 @@ class Tensor:
         return Tensor._make(self._data, self._device, vc=self._vc)
 
     def detach_(self) -> Tensor:
+        if self._base is not None:
+            raise RuntimeError("Can't detach views in-place. Use detach() instead.")
         self.grad_fn = None
         self.requires_grad = False
         return self

@@ -103,8 +103,22 @@ def test_retain_grad_keeps_the_gradient_of_a_non_leaf():
     assert y.retains_grad and not z.retains_grad
     z.sum().backward()
     assert y.grad.tolist() == [6.0, 12.0]
-    assert z.grad is None
+    with pytest.warns(UserWarning, match="not a leaf Tensor"):   # as torch
+        assert z.grad is None
     assert x.grad.tolist() == [18.0, 36.0]
+
+
+def test_assigning_a_mismatched_grad_raises():
+    x = leaf(1.0, 2.0)
+    with pytest.raises(RuntimeError, match=r"size \[3\].*size \[2\]"):
+        x.grad = gradforge.ones(3, dtype=gradforge.float64)
+    with pytest.raises(RuntimeError, match="float32.*float64"):
+        x.grad = gradforge.ones(2)
+    with pytest.raises(TypeError, match="float"):
+        x.grad = 1.0
+    x.grad = gradforge.ones(2, dtype=gradforge.float64)
+    (x * 3).sum().backward()
+    assert x.grad.tolist() == [4.0, 4.0]
 
 
 def test_retain_grad_on_a_leaf_is_a_no_op():
@@ -259,3 +273,16 @@ def test_gradient_dtype_follows_the_input():
     x = gradforge.tensor([1.0, 2.0], requires_grad=True)
     (x.double() * 2).sum().backward()
     assert x.grad.dtype is gradforge.float32 and x.grad.tolist() == [2.0, 2.0]
+
+
+def test_backward_with_empty_inputs_raises():
+    x = leaf(1.0, 2.0)
+    with pytest.raises(RuntimeError, match="cannot be empty"):
+        (x * x).sum().backward(inputs=[])
+
+
+def test_materialize_grads_refuses_allow_unused_false():
+    x, unused = leaf(1.0), leaf(2.0)
+    with pytest.raises(ValueError, match="allow_unused"):
+        autograd.grad((x * x).sum(), [x, unused], allow_unused=False, materialize_grads=True)
+    assert autograd.grad((x * x).sum(), [x, unused], materialize_grads=True)[1].tolist() == [0.0]

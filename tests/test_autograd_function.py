@@ -155,6 +155,39 @@ def test_backward_returning_the_wrong_shape_or_count_raises():
         TooFew.apply(leaf(1.0), leaf(2.0)).sum().backward()
 
 
+def test_backward_may_return_extra_nones_but_no_extra_gradients():
+    class Extra(autograd.Function):
+        @staticmethod
+        def forward(ctx, x, extra):
+            ctx.extra = extra
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            return (grad_output * 2, None, ctx.extra)
+
+    x = leaf(1.0)
+    Extra.apply(x, None).sum().backward()
+    assert x.grad.tolist() == [2.0]
+    with pytest.raises(RuntimeError, match=r"incorrect number of gradients \(expected 2, got 3"):
+        Extra.apply(x, x).sum().backward()
+
+
+def test_gradient_returned_in_another_dtype_takes_the_input_dtype():
+    class ToFloat32(autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            return grad_output.float() * 2
+
+    x = leaf(1.0, 2.0)
+    ToFloat32.apply(x).sum().backward()   # as torch: .grad keeps float64
+    assert x.grad.dtype is gradforge.float64 and x.grad.tolist() == [2.0, 2.0]
+
+
 # -- hooks ---------------------------------------------------------------------------------------
 def test_hook_on_a_leaf_sees_and_replaces_the_gradient():
     x = leaf(1.0, 2.0)
@@ -184,6 +217,31 @@ def test_hook_with_autograd_grad():
     x.register_hook(lambda g: g + 1)
     (g,) = autograd.grad((x * 2).sum(), x)
     assert g.tolist() == [3.0]
+
+
+def test_leaf_hook_runs_once_on_the_summed_gradient():
+    # x is used three times: torch's AccumulateGrad sums first, then runs the hook once, so
+    # a non-linear hook (clamping here) sees the total, not each part.
+    torch = pytest.importorskip("torch")
+    grads, calls = [], []
+    for lib in (torch, gradforge):
+        x = lib.tensor([1.0, -2.0], dtype=lib.float64, requires_grad=True)
+        x.register_hook(lambda g, lib=lib: calls.append(lib) or g.clamp(-4.0, 4.0))
+        (x * x + x * 3 + x.exp()).sum().backward()
+        grads.append(x.grad.tolist())
+    assert calls.count(torch) == calls.count(gradforge) == 1
+    np.testing.assert_allclose(grads[1], grads[0])
+
+
+def test_hook_must_return_a_tensor_of_the_same_shape():
+    x = leaf(1.0, 2.0)
+    x.register_hook(lambda g: g.sum())
+    with pytest.raises(RuntimeError, match="changed the size"):
+        (x * x).sum().backward()
+    y = leaf(1.0, 2.0) * 2
+    y.register_hook(lambda g: 2.0)
+    with pytest.raises(TypeError, match="hook returned 'float'"):
+        (y * y).sum().backward()
 
 
 def test_hook_needs_requires_grad():
@@ -217,6 +275,11 @@ def test_set_detect_anomaly():
         assert autograd.is_anomaly_enabled()
     finally:
         autograd.set_detect_anomaly(False)
+    assert not autograd.is_anomaly_enabled()
+    x = leaf(0.0, 1.0)
+    with autograd.set_detect_anomaly(True):         # also a context manager, as torch
+        with pytest.raises(RuntimeError, match="returned nan"):
+            (sqrt_at_zero(x) * 0).sum().backward()
     assert not autograd.is_anomaly_enabled()
 
 
@@ -280,6 +343,11 @@ def test_gradcheck_with_several_inputs_and_outputs():
     assert autograd.gradcheck(lambda x, y: (x * y, (x / y).exp()), (a, b))
 
 
+def test_gradcheck_needs_an_input_that_requires_grad():
+    with pytest.raises(ValueError, match="at least one input tensor to require gradient"):
+        autograd.gradcheck(lambda t: t * 2, (gradforge.ones(2, dtype=gradforge.float64),))
+
+
 def test_gradcheck_warns_for_float32():
     x = gradforge.tensor([1.0, 2.0], requires_grad=True)
     with pytest.warns(UserWarning, match="double precision"):
@@ -330,3 +398,23 @@ def test_functional_create_graph_keeps_the_result_differentiable():
     _, g = autograd.functional.vjp(lambda t: (t ** 3).sum(), x, create_graph=True)
     (h,) = autograd.grad(g.sum(), x)
     assert h.tolist() == [3.0, -6.0]
+
+
+def test_functional_with_outputs_that_do_not_depend_on_the_inputs():
+    torch = pytest.importorskip("torch")
+    results = []
+    for lib in (torch, gradforge):
+        x, v = lib.tensor([1.0, 2.0]), lib.tensor([1.0, 3.0])
+
+        def f(t, lib=lib):
+            return t * 2, lib.tensor([5.0, 6.0])
+
+        _, vjp = lib.autograd.functional.vjp(f, x, (v, v))
+        _, jvp = lib.autograd.functional.jvp(f, x, v)
+        _, const = lib.autograd.functional.jvp(lambda t, lib=lib: lib.ones(2), x, v)
+        results.append([vjp.tolist(), [j.tolist() for j in jvp], const.tolist()])
+        with pytest.raises(RuntimeError, match="does not require gradients"):
+            lib.autograd.functional.vjp(f, x, (v, v), strict=True)
+        with pytest.raises(RuntimeError, match="independent of input 1"):
+            lib.autograd.functional.vjp(lambda a, b: a * 2, (x, x), v, strict=True)
+    assert results[1] == results[0]

@@ -276,6 +276,42 @@ def test_inference_mode():
     assert not f(x).requires_grad and gradforge.is_grad_enabled()
 
 
+def test_grad_mode_decorators_without_parentheses():
+    x = leaf(1.0)
+
+    @gradforge.no_grad
+    def f(t):
+        return t * 2
+
+    @gradforge.inference_mode
+    def g(t):
+        return t * 2
+
+    @gradforge.enable_grad
+    def h(t):
+        return t * 2
+
+    assert not f(x).requires_grad and not g(x).requires_grad
+    with gradforge.no_grad():
+        assert h(x).requires_grad
+    assert gradforge.is_grad_enabled()
+
+
+def test_grad_mode_decorating_a_generator_holds_inside_each_step():
+    @gradforge.no_grad()
+    def steps(t):
+        for _ in range(2):
+            received = yield (t * 2).requires_grad
+            assert received == "go" and not gradforge.is_grad_enabled()
+        return "done"
+
+    gen = steps(leaf(1.0))
+    assert next(gen) is False and gradforge.is_grad_enabled()   # restored between steps
+    assert gen.send("go") is False and gradforge.is_grad_enabled()
+    with pytest.raises(StopIteration, match="done"):
+        gen.send("go")
+
+
 def test_grad_mode_is_restored_after_an_exception():
     with pytest.raises(ValueError), gradforge.no_grad():
         raise ValueError

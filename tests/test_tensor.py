@@ -146,6 +146,20 @@ def test_clone_contiguous_detach():
     assert not y.requires_grad and y.grad_fn is None
     z = x.data
     assert not z.requires_grad and np.shares_memory(z.numpy(), d.numpy())
+    with pytest.raises(RuntimeError, match="detach views in-place"):
+        (x * 2)[0:1].detach_()
+
+
+def test_inplace_through_data_is_hidden_from_autograd():
+    # As torch: .data has its own version counter, so a saved tensor changed through it is
+    # not caught (the escape hatch for updates backward must not see).
+    x = gradforge.tensor([1.0, 2.0], dtype=gradforge.float64, requires_grad=True)
+    a = x * 1
+    b = a * a
+    a.data.add_(1.0)
+    assert a._version == 0
+    b.sum().backward()
+    assert x.grad.tolist() == [4.0, 6.0]
 
 
 def test_deepcopy_and_pickle():

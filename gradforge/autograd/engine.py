@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from ..backend.device import on_device
+from ..backend.dtypes import from_numpy_dtype
 from . import function as _function
 from .function import Function
 from .grad_mode import STATE
@@ -73,6 +74,7 @@ class _Walk:
         "capture_leaf",
         "capture_node",
         "create_graph",
+        "hooked",
         "only_inputs",
         "results",
     )
@@ -81,6 +83,8 @@ class _Walk:
         self.accumulate, self.create_graph = accumulate, create_graph
         # Captured gradients: leaves by identity, non-leaves by (node, output index).
         self.capture_leaf, self.capture_node = {}, {}
+        # Leaves with hooks: {id: (leaf, gradient summed so far)}, delivered by ``flush``.
+        self.hooked = {}
         self.only_inputs = inputs is not None
         self.results = [None] * (len(inputs) if inputs is not None else 0)
         for k, t in enumerate(inputs or ()):
@@ -93,15 +97,26 @@ class _Walk:
                 self.capture_node.setdefault((t.grad_fn, t._output_nr), []).append(k)
 
     def leaf(self, leaf, g, unshared: bool = False) -> None:
-        """A gradient arrived at a leaf: run its hooks, then capture and/or accumulate it.
+        """A gradient arrived at a leaf: capture and/or accumulate it.
 
         ``unshared``: nothing but the caller holds ``g`` or its array, so ``.grad`` may take
         the array itself.
         """
-        for hook in leaf._hooks or ():
-            new = hook(g)
-            if new is not None:
-                g = new
+        if leaf._hooks:
+            # NOTE: as torch's AccumulateGrad, a leaf's hooks run once, on the sum of the
+            # gradients from all its uses: they are held until the walk ends (``flush``).
+            prev = self.hooked.get(id(leaf))
+            self.hooked[id(leaf)] = (leaf, g if prev is None else prev[1] + g)
+            return
+        self.deliver(leaf, g, unshared)
+
+    def flush(self) -> None:
+        """Run the hooks of the leaves that have them, then deliver their gradients."""
+        for leaf, g in self.hooked.values():
+            with on_device(g._device):   # as the node that computed g ran on its GPU
+                self.deliver(leaf, _run_hooks(leaf._hooks, g))
+
+    def deliver(self, leaf, g, unshared: bool = False) -> None:
         captured = self.capture_leaf.get(id(leaf)) if self.capture_leaf else None
         if captured:
             for k in captured:
@@ -109,21 +124,21 @@ class _Walk:
                 self.results[k] = g if prev is None else prev + g
         if not self.accumulate or (self.only_inputs and not captured):
             return
-        if leaf.grad is None:
+        if leaf._grad is None:
             if self.create_graph:
-                leaf.grad = g
-            elif unshared and not leaf._hooks and not captured:
+                leaf._grad = g
+            elif unshared and not captured:
                 # A gradient only this walk holds (a fresh GEMM result, say): kept without
                 # the copy, which cost a quarter of an MLP training step.
-                leaf.grad = _function._TENSOR._make(g._data, g._device)
+                leaf._grad = _function._TENSOR._make(g._data, g._device)
             else:
                 # NOTE: the gradient may alias another tensor's (Add passes it through), so
                 # the first accumulation stores a copy that optimizers may update in place.
-                leaf.grad = g.detach().clone()
+                leaf._grad = g.detach().clone()
         elif self.create_graph:
-            leaf.grad = leaf.grad + g
+            leaf._grad = leaf._grad + g
         else:
-            grad = leaf.grad
+            grad = leaf._grad
             if grad._device.index is None:
                 grad._data += g._data
             else:
@@ -140,20 +155,31 @@ class _Walk:
             if g is None:
                 continue
             if hooks and nr in hooks:
-                for hook in hooks[nr]:
-                    new = hook(g)
-                    if new is not None:
-                        g = new
-                grads[nr] = g
+                g = grads[nr] = _run_hooks(hooks[nr], g)
             if retained and nr in retained:
                 t = retained[nr]()
                 if t is not None:
                     gg = g if self.create_graph else g.detach()
-                    t.grad = gg if t.grad is None else t.grad + gg
+                    t._grad = gg if t._grad is None else t._grad + gg
             if self.capture_node:
                 for k in self.capture_node.get((node, nr), ()):
                     prev = self.results[k]
                     self.results[k] = g if prev is None else prev + g
+
+
+def _run_hooks(hooks, g):
+    """Apply tensor hooks in order; one may return a replacement of the same shape."""
+    for hook in hooks:
+        new = hook(g)
+        if new is None:
+            continue
+        if not isinstance(new, _function._TENSOR):
+            raise TypeError(f"expected Variable, but hook returned '{type(new).__name__}'")
+        if new._data.shape != g._data.shape:
+            raise RuntimeError(f"hook '{getattr(hook, '__name__', hook)}' has changed the size "
+                               f"of value (from {list(g.shape)} to {list(new.shape)})")
+        g = new
+    return g
 
 
 def run_backward(outputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -210,13 +236,17 @@ def run_backward(outputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                 if type(grad_inputs) is not tuple:
                     grad_inputs = (grad_inputs,)
                 edges = node.next_edges
-                if len(grad_inputs) < len(edges):
+                if len(grad_inputs) != len(edges) and (
+                        len(grad_inputs) < len(edges) or
+                        any(g is not None for g in grad_inputs[len(edges):])):
+                    # Extra gradients are allowed only as None (torch's rule).
                     raise RuntimeError(
                         f"function {node.name()} returned an incorrect number of gradients "
                         f"(expected {len(edges)}, got {len(grad_inputs)})")
                 if not retain_graph:
                     node.release()
                 _send(node, edges, grad_inputs, buffers, deps, ready, walk, anomaly)
+            walk.flush()
     finally:
         STATE.enabled = prev_mode
 
@@ -225,7 +255,7 @@ def run_backward(outputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         for t, g in zip(inputs, walk.results):
             if t.grad_fn is not None and g is not None:
                 g = g if create_graph else g.detach()
-                t.grad = g if t.grad is None else t.grad + g
+                t._grad = g if t._grad is None else t._grad + g
         return None
     if walk.only_inputs:
         for k, r in enumerate(walk.results):
@@ -244,10 +274,14 @@ def _send(node, edges, grad_inputs, buffers, deps, ready, walk, anomaly) -> None
     for k, edge in enumerate(edges):
         if edge is None:
             continue
-        target, nr, shape = edge
+        target, nr, shape, dtype = edge
         g = grad_inputs[k]
         if g is not None and (type(g) is not T or g._data.shape != shape or anomaly):
             _check_grad(node, k, g, shape)
+        if g is not None and g._data.dtype is not dtype and g._data.dtype != dtype:
+            # As torch: a gradient takes its input's dtype (a user backward may return another).
+            # (NumPy's built-in dtypes are singletons: ``is`` settles the common case.)
+            g = g.to(from_numpy_dtype(dtype))
         if isinstance(target, Function):
             if g is not None:
                 buf = buffers.get(target)
@@ -358,6 +392,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         grad_outputs = (grad_outputs,) if isinstance(grad_outputs, T) else tuple(grad_outputs)
     if allow_unused is None:
         allow_unused = materialize_grads
+    elif materialize_grads and not allow_unused:
+        raise ValueError("Expected allow_unused to be True or not passed when "
+                         f"materialize_grads=True, but got: allow_unused={allow_unused}.")
     result = run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs,
                           accumulate=False, allow_unused=allow_unused)
     if materialize_grads:
@@ -374,4 +411,6 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
         grad_tensors = (grad_tensors,) if isinstance(grad_tensors, T) else tuple(grad_tensors)
     if inputs is not None:
         inputs = (inputs,) if isinstance(inputs, T) else tuple(inputs)
+        if not inputs:
+            raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
     run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs, accumulate=True)

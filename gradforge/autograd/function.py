@@ -85,7 +85,7 @@ class Function:
     # what differs, and only when the graph is recorded.
     device = None
     needs_input_grad: tuple = ()
-    next_edges: tuple = ()
+    next_edges: tuple = ()   # per input: (node or leaf, output_nr, shape, dtype) or None
     n_outputs = 1
     output_meta: tuple = ()
     _saved: tuple = ()
@@ -231,7 +231,7 @@ def _wrap_outputs(ctx, raw, args):
     T = _TENSOR
     dev = ctx.device
     vc = args[0]._vc if ctx.is_view else None
-    ctx.next_edges = tuple([(a.grad_fn or a, a._output_nr, a._data.shape)
+    ctx.next_edges = tuple([(a.grad_fn or a, a._output_nr, a._data.shape, a._data.dtype)
                             if isinstance(a, T) and a.requires_grad else None for a in args])
     if type(raw) is dev.xp.ndarray:
         # The common case: one array from a built-in op.
@@ -303,9 +303,23 @@ def _unify_devices(cls, args):
                  for a in args), dev
 
 
-def set_detect_anomaly(mode: bool) -> None:
-    """Record each op's forward stack so a NaN in backward names the op that made it."""
-    _anomaly["enabled"] = bool(mode)
+class set_detect_anomaly:
+    """Record each op's forward stack so a NaN in backward names the op that made it.
+
+    Takes effect when called; used as a context manager, the previous mode comes back at the
+    end of the block (as torch).
+    """
+
+    def __init__(self, mode: bool, check_nan: bool = True):
+        self._prev = _anomaly["enabled"]
+        _anomaly["enabled"] = bool(mode) and check_nan
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _anomaly["enabled"] = self._prev
+        return False
 
 
 def is_anomaly_enabled() -> bool:

@@ -6,6 +6,7 @@ managers and as decorators, like PyTorch's.
 from __future__ import annotations
 
 import functools
+import inspect
 
 __all__ = ["enable_grad", "inference_mode", "is_grad_enabled", "no_grad", "set_grad_enabled"]
 
@@ -41,6 +42,8 @@ class _GradModeContext:
 
     def __call__(self, fn):
         target = self._target
+        if inspect.isgeneratorfunction(fn):
+            return _generator(fn, target)
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
@@ -53,13 +56,49 @@ class _GradModeContext:
         return wrapper
 
 
-class no_grad(_GradModeContext):
+def _generator(fn, target: bool):
+    """Decorate a generator function: the mode holds while it runs, not between its yields
+    (as torch)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        gen = fn(*args, **kwargs)
+        step, value = gen.send, None
+        while True:
+            prev = STATE.enabled
+            STATE.enabled = target
+            try:
+                value = step(value)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                STATE.enabled = prev
+            try:
+                value = yield value
+                step = gen.send
+            except GeneratorExit:
+                gen.close()
+                raise
+            except BaseException as exc:
+                step, value = gen.throw, exc
+    return wrapper
+
+
+class _NoParamDecorator(_GradModeContext):
+    """A switch that also decorates without parentheses (``@no_grad`` as ``@no_grad()``)."""
+
+    def __new__(cls, orig_func=None):
+        if orig_func is None:
+            return super().__new__(cls)
+        return cls()(orig_func)
+
+
+class no_grad(_NoParamDecorator):
     """Disable graph recording inside the block (evaluation, optimizer updates)."""
 
     _target = False
 
 
-class enable_grad(_GradModeContext):
+class enable_grad(_NoParamDecorator):
     """Enable graph recording inside the block, even within ``no_grad``."""
 
     _target = True
@@ -89,8 +128,14 @@ class set_grad_enabled(_GradModeContext):
 class inference_mode(_GradModeContext):
     """Like ``no_grad`` (gradforge has no separate inference tensors).
 
-    ``inference_mode(False)`` enables grad instead, as in torch.
+    ``inference_mode(False)`` enables grad instead, as in torch; ``@inference_mode`` without
+    parentheses decorates as ``@inference_mode()``.
     """
+
+    def __new__(cls, mode=True):
+        if isinstance(mode, bool):
+            return super().__new__(cls)
+        return cls()(mode)
 
     def __init__(self, mode: bool = True):
         self._target = not mode

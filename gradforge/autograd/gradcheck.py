@@ -48,6 +48,9 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
     T = _function._TENSOR
     inputs = _as_tuple(inputs)
     diff_idx = [k for k, x in enumerate(inputs) if isinstance(x, T) and x.requires_grad]
+    if not diff_idx:
+        raise ValueError("gradcheck expects at least one input tensor to require gradient, but "
+                         "none of them have requires_grad=True.")
     for k in diff_idx:
         if inputs[k]._data.dtype != np.float64:
             import warnings
