@@ -104,6 +104,21 @@ def test_both_column_layouts_against_torch(op, case, column_layout):
     compare(fn, specs, atol=1e-10, rtol=1e-9)
 
 
+@pytest.mark.parametrize("fn, specs", [
+    (lambda lib, x, w, b: lib.nn.functional.conv2d(x, w, b, stride=2, padding=1),
+     [(0, 3, 5, 5), (4, 3, 3, 3), (4,)]),
+    (lambda lib, x, w, b: lib.nn.functional.conv1d(x, w, b, groups=3),
+     [(0, 3, 5), (6, 1, 3), (6,)]),
+    (lambda lib, x, w, b: lib.nn.functional.conv_transpose2d(x, w, b, stride=2),
+     [(0, 3, 4, 4), (3, 2, 3, 3), (2,)]),
+    (lambda lib, x, w, b: lib.nn.functional.conv_transpose2d(x, w, b),
+     [(0, 3, 4, 4), (3, 2, 3, 3), (2,)]),
+], ids=["conv2d", "conv1d-groups", "conv_transpose2d-strided", "conv_transpose2d"])
+def test_empty_batch_against_torch(fn, specs, column_layout):
+    """Batch size 0: an empty output, zero weight gradient and the bias still in the graph."""
+    compare(fn, specs)
+
+
 def test_layouts_agree_with_each_other_on_a_chunked_batch(monkeypatch):
     """A batch-inner chunked convolution (forward, dX, dW) equals the per-sample one."""
     from gradforge.backend.cpu import CPUBackend

@@ -134,6 +134,23 @@ def test_batch_norm_eval_uses_running_stats(device):
             [(4, 3, 2), (3,), (3,), (3,), uniform(3)], grad_inputs=[0, 1, 2], device=device)
 
 
+@pytest.mark.parametrize("fn, specs", [
+    (lambda lib, x, w, b: lib.nn.functional.layer_norm(x, (4,), w, b), [(0, 4), (4,), (4,)]),
+    (lambda lib, x, w, b: lib.nn.functional.group_norm(x, 2, w, b), [(0, 4, 3), (4,), (4,)]),
+    (lambda lib, x, w, b: lib.nn.functional.batch_norm(x, None, None, w, b, training=True),
+     [(0, 3, 2), (3,), (3,)]),
+], ids=["layer_norm", "group_norm", "batch_norm"])
+def test_norm_of_an_empty_batch(fn, specs):
+    """An empty output, and zero gradients for weight and bias (torch)."""
+    compare(fn, specs)
+
+
+def test_batch_norm_of_an_empty_batch_leaves_running_stats_alone():
+    mean, var = gradforge.zeros(3), gradforge.ones(3)
+    F.batch_norm(gradforge.zeros(0, 3), mean, var, training=True)
+    assert mean.tolist() == [0.0] * 3 and var.tolist() == [1.0] * 3
+
+
 @pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5), (2, 3, 2, 2)])
 def test_batch_norm_updates_running_stats_like_torch(shape):
     torch = pytest.importorskip("torch")
@@ -160,8 +177,12 @@ FUNCTIONAL = {
     "linear_float32": (lambda lib, x, w, b: lib.nn.functional.linear(x, w, b),
                        [normal(4, 3, dtype=np.float32), normal(5, 3, dtype=np.float32),
                         normal(5, dtype=np.float32)]),
+    "linear_one_element_bias": (lambda lib, x, w, b: lib.nn.functional.linear(x, w, b),
+                                [(2, 4, 3), (5, 3), np.array(0.5)]),
     "bilinear": (lambda lib, x1, x2, w, b: lib.nn.functional.bilinear(x1, x2, w, b),
                  [(4, 2), (4, 3), (5, 2, 3), (5,)]),
+    "bilinear_unbatched": (lambda lib, x1, x2, w: lib.nn.functional.bilinear(x1, x2, w),
+                           [(2,), (3,), (5, 2, 3)]),
     "embedding": (lambda lib, i, w: lib.nn.functional.embedding(i, w),
                   [integers(2, 3, high=6), (6, 4)]),
     "embedding_padding_idx": (lambda lib, i, w: lib.nn.functional.embedding(i, w, padding_idx=2),
@@ -180,6 +201,13 @@ FUNCTIONAL = {
         [(2, 3, 4), (2, 3, 4)]),
     "cosine_similarity_broadcast": (
         lambda lib, a, b: lib.nn.functional.cosine_similarity(a, b, dim=1), [(3, 4), (1, 4)]),
+    # Norms below eps: torch's gradient still runs through the unclamped norm.
+    "cosine_similarity_clamped": (
+        lambda lib, a, b: lib.nn.functional.cosine_similarity(a * 0.05, b, eps=0.5),
+        [(3, 4), (3, 4)]),
+    "cosine_similarity_zero_rows": (
+        lambda lib, a, b: lib.nn.functional.cosine_similarity(a, b),
+        [np.array([[0.0, 0.0], [1.0, 2.0]]), np.array([[1.0, 3.0], [0.0, 0.0]])]),
 }
 
 
@@ -271,6 +299,24 @@ def test_bad_input_errors_name_shapes_and_dtypes():
         F.linear(x, gradforge.randn(5, 3))
     with pytest.raises(RuntimeError, match=r"bias of shape \(4,\).*out_features=5"):
         F.linear(x, gradforge.randn(5, 4), gradforge.randn(4))
+
+
+@pytest.mark.parametrize("shapes, match", [
+    ([(3, 3), (3, 2), (5, 4, 2), None], "input1 size does not match weight size: got 3 but "
+                                         "expected 4"),
+    ([(3, 4), (3, 3), (5, 4, 2), None], "input2 size does not match weight size: got 3"),
+    ([(3, 4), (2, 2), (5, 4, 2), None], "batch dimensions do not match at dim 0: got 3 and 2"),
+    ([(2, 3, 4), (3, 2), (5, 4, 2), None], "input dimensions do not match: got 3 and 2"),
+    ([(3, 4), (3, 2), (5, 4, 2), (4,)], r"bias size does not match weight size: got \[4\]"),
+    ([(3, 4), (3, 2), (4, 2), None], r"weight must be 3-dimensional.*\[4, 2\]"),
+])
+def test_bilinear_bad_shapes(shapes, match):
+    """torch's checks, not einsum's message about subscripts; torch refuses them too."""
+    with pytest.raises(RuntimeError, match=match):
+        F.bilinear(*[None if s is None else gradforge.randn(*s) for s in shapes])
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.bilinear(*[None if s is None else torch.randn(*s) for s in shapes])
 
 
 def test_embedding_bad_indices():

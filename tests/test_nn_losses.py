@@ -103,6 +103,13 @@ def test_cross_entropy_float32_and_large_logits():
     compare(loss_fn("cross_entropy", reduction="none"), [big, np.array([1, 2])])
 
 
+def test_soft_cross_entropy_promotes_a_float64_target():
+    """Class probabilities in float64 make a float64 loss of float32 logits (torch)."""
+    compare(loss_fn("cross_entropy", label_smoothing=0.1),
+            [normal(4, 3, dtype=np.float32), uniform(4, 3, dtype=np.float64)], atol=1e-6,
+            rtol=1e-5)
+
+
 def test_all_targets_ignored_is_nan_with_zero_gradient_like_torch():
     compare(loss_fn("cross_entropy"), [(3, 4), np.full(3, -100)])
     compare(loss_fn("cross_entropy", label_smoothing=0.1), [(3, 4), np.full(3, -100)])
@@ -237,6 +244,8 @@ def test_class_index_loss_bad_targets():
         F.cross_entropy(x, gradforge.tensor([0, 1, 2, 1]), label_smoothing=1.5)
     with pytest.raises(RuntimeError, match="0-d input"):
         F.cross_entropy(gradforge.tensor(1.0), gradforge.tensor(0))
+    with pytest.raises(RuntimeError, match="ignore_index is not supported for floating point"):
+        F.cross_entropy(x, gradforge.rand(4, 5), ignore_index=0)
 
 
 def test_binary_and_pairwise_loss_bad_input():
@@ -249,6 +258,11 @@ def test_binary_and_pairwise_loss_bad_input():
         F.binary_cross_entropy(p, gradforge.ones(4, 5, dtype=gradforge.int64))
     with pytest.raises(ValueError, match=r"Target size.*\[4, 1\].*must be the same as input"):
         F.binary_cross_entropy_with_logits(p, gradforge.ones(4, 1))
+    # A weight that broadcasts beyond the input would silently grow the loss (torch refuses).
+    with pytest.raises(RuntimeError, match=r"output with shape \[4, 5\].*\[2, 4, 5\]"):
+        F.binary_cross_entropy(p, p, gradforge.ones(2, 4, 5), reduction="none")
+    with pytest.raises(RuntimeError, match=r"output with shape \[4, 5\].*\[2, 1, 5\]"):
+        F.binary_cross_entropy_with_logits(p, p, gradforge.ones(2, 1, 5))
     with pytest.raises(RuntimeError, match=r"size of tensor a \(4\) must match.*\(3\)"):
         F.mse_loss(p, gradforge.ones(3, 5))
     with pytest.raises(ValueError, match="avg is not a valid value for reduction"):

@@ -102,6 +102,22 @@ def test_adaptive_pool2d_to_an_empty_output():
     assert x.grad.abs().sum().item() == 0
 
 
+@pytest.mark.parametrize("pool", [
+    lambda lib, x: lib.nn.functional.max_pool2d(x, 3, 2, 1, ceil_mode=True),
+    lambda lib, x: lib.nn.functional.max_pool2d(x, 2, return_indices=True),
+    lambda lib, x: lib.nn.functional.avg_pool2d(x, 3, 2, 1, count_include_pad=False),
+    lambda lib, x: lib.nn.functional.max_pool1d(x.flatten(2), 2),
+    lambda lib, x: lib.nn.functional.avg_pool1d(x.flatten(2), 3, 2, 1),
+    lambda lib, x: lib.nn.functional.adaptive_avg_pool2d(x, 2),
+    lambda lib, x: lib.nn.functional.adaptive_max_pool2d(x, (2, 3), return_indices=True),
+    lambda lib, x: lib.nn.functional.adaptive_max_pool1d(x.flatten(2), 3),
+], ids=["max2d", "max2d-indices", "avg2d", "max1d", "avg1d", "adaptive-avg", "adaptive-max",
+        "adaptive-max1d"])
+def test_empty_batch_pools_to_an_empty_output(pool):
+    """Batch size 0 is allowed (torch's "optional 0 dim batch size"), backward included."""
+    compare(pool, [(0, 2, 5, 5)])
+
+
 @pytest.mark.parametrize("shape, size", [((2, 3, 8), 4), ((1, 2, 7), 3), ((3, 5), 8)],
                          ids=["divisible", "uneven", "unbatched-larger"])
 def test_adaptive_pool1d_against_torch(shape, size):
@@ -178,8 +194,10 @@ def test_second_order_against_torch():
     (lambda x: F.max_pool2d(x, 2, stride=0), r"stride should be greater than zero"),
     (lambda x: F.max_pool2d(x, 0), r"kernel size should be greater than zero"),
     (lambda x: F.avg_pool2d(x, 2, divisor_override=0), "divisor must be not zero"),
-    (lambda x: F.max_pool2d(x[0, 0], 2), (r"max_pool2d: Expected non-empty 3D or 4D \(batch "
-                                         r"mode\) tensor for input, but got: \[5, 5\]")),
+    (lambda x: F.max_pool2d(x[0, 0], 2), (r"max_pool2d: Expected 3D or 4D \(batch mode\) "
+                                         r"tensor with optional 0 dim batch size for input, "
+                                         r"but got: \[5, 5\]")),
+    (lambda x: F.avg_pool2d(x[:, :0], 2), r"optional 0 dim batch size .* \[2, 0, 5, 5\]"),
     (lambda x: F.max_pool1d(x, 2), r"max_pool1d: .*2D or 3D .* but got: \[2, 4, 5, 5\]"),
     (lambda x: F.avg_pool1d(x, 2), r"avg_pool1d: .*2D or 3D .* but got: \[2, 4, 5, 5\]"),
     (lambda x: F.avg_pool2d(x[0, 0], 2), r"avg_pool2d: .* but got: \[5, 5\]"),

@@ -23,6 +23,12 @@ PAD = {
     "replicate-2d": ((2, 2, 3, 4), (2, 5, 4, 1), "replicate", None),
     "circular-2d": ((1, 2, 4, 5), (5, 2, 1, 4), "circular", None),
     "circular-3d": ((1, 1, 3, 4, 3), (1, 2, 3, 0, 2, 1), "circular", None),
+    # Negative pads crop in every mode; circular wraps around the cropped axis (torch).
+    "reflect-crop": ((2, 3, 5), (-1, 2), "reflect", None),
+    "replicate-crop-2d": ((1, 2, 4, 5), (2, -3, -1, 1), "replicate", None),
+    "circular-crop": ((2, 3, 5), (-2, 1), "circular", None),
+    "circular-crop-2d": ((1, 2, 4, 5), (1, -2, -1, -1), "circular", None),
+    "replicate-empty-batch": ((0, 2, 4), (1, 2), "replicate", None),
 }
 
 
@@ -155,6 +161,8 @@ def test_finite_differences_of_composites(fn, specs):
      'Padding mode "replicate" doesn\'t take in value argument'),
     (lambda x: F.pad(x, (6, 1, 1, 1), mode="circular"), RuntimeError,
      "wrapping around more than once"),
+    (lambda x: F.pad(x[:, :, :, :0], (1, 1, 1, 1), mode="replicate"), RuntimeError,
+     r"possibly 0 batch size and other non-zero dimensions for input, but got: \[2, 4, 5, 0\]"),
     (lambda x: F.interpolate(x, size=3, scale_factor=2), ValueError,
      "only one of size or scale_factor should be defined"),
     (lambda x: F.interpolate(x), ValueError, "either size or scale_factor should be defined"),
@@ -197,6 +205,7 @@ def test_bad_input_is_refused_by_torch_too():
     for call, error in (
             (lambda: tF.pad(x, (5, 5, 1, 1), mode="reflect"), RuntimeError),
             (lambda: tF.pad(x, (1, 1), mode="reflect"), NotImplementedError),
+            (lambda: tF.pad(x[:, :, :, :0], (1, 1, 1, 1), mode="replicate"), RuntimeError),
             (lambda: tF.interpolate(x, size=3, align_corners=True), ValueError),
             (lambda: tF.interpolate(x, scale_factor=0.1), RuntimeError),
             (lambda: tF.fold(torch.zeros(2, 8, 8), 4, 2), RuntimeError)):

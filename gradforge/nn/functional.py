@@ -167,8 +167,31 @@ def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
 # -- linear layers -------------------------------------------------------------------------------
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``y_k = x1^T A_k x2 + b_k`` with ``weight`` (out, in1, in2)."""
+    _check_bilinear(tuple(input1.shape), tuple(input2.shape), tuple(weight.shape),
+                    None if bias is None else tuple(bias.shape))
     out = einsum("...i,kij,...j->...k", input1, weight, input2)
     return out if bias is None else out + bias
+
+
+def _check_bilinear(shape1: tuple, shape2: tuple, weight: tuple, bias) -> None:
+    """torch's shape checks, before einsum would fail with a message about subscripts."""
+    if len(weight) != 3:
+        raise RuntimeError(f"bilinear(): weight must be 3-dimensional (out, in1, in2), got "
+                           f"weight of size {list(weight)}")
+    if len(shape1) != len(shape2):
+        raise RuntimeError(f"bilinear(): input dimensions do not match: got {len(shape1)} and "
+                           f"{len(shape2)}")
+    for d, (n1, n2) in enumerate(zip(shape1[:-1], shape2[:-1])):
+        if n1 != n2:
+            raise RuntimeError(f"bilinear(): input batch dimensions do not match at dim {d}: "
+                               f"got {n1} and {n2}")
+    for k, shape in ((1, shape1), (2, shape2)):
+        if not shape or shape[-1] != weight[k]:
+            raise RuntimeError(f"bilinear(): input{k} size does not match weight size: got "
+                               f"{shape[-1] if shape else 0} but expected {weight[k]}")
+    if bias is not None and bias != weight[:1]:
+        raise RuntimeError(f"bilinear(): bias size does not match weight size: got "
+                           f"{list(bias)} but expected {weight[0]}")
 
 
 # -- dropout -------------------------------------------------------------------------------------
@@ -306,6 +329,14 @@ def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12,
 
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
     """``x1 . x2 / (max(||x1||, eps) * max(||x2||, eps))`` along ``dim``."""
-    n1 = x1.norm(2, dim, keepdim=True).clamp(min=eps)
-    n2 = x2.norm(2, dim, keepdim=True).clamp(min=eps)
-    return ((x1 / n1) * (x2 / n2)).sum(dim)
+    return ((x1 / _clamped_norm(x1, dim, eps)) * (x2 / _clamped_norm(x2, dim, eps))).sum(dim)
+
+
+def _clamped_norm(x: Tensor, dim: int, eps: float) -> Tensor:
+    """``max(||x||, eps)`` whose gradient is the norm's, clamped or not.
+
+    NOTE: torch clamps the norms in place under no_grad, so below ``eps`` the gradient still
+    flows through the unclamped norm; the detached shortfall added here does the same.
+    """
+    norm = x.norm(2, dim, keepdim=True)
+    return norm + (eps - norm.detach()).clamp(min=0)

@@ -88,6 +88,9 @@ def conv_array(backend, x, weight, geom: ConvGeometry, keep_columns: bool = Fals
     o, cg, kh, kw = weight.shape
     g = geom.groups
     oh, ow = geom.output_shape(x.shape[2:], kh, kw)
+    if x.size == 0 or weight.size == 0:
+        # An empty batch, or no channels: nothing to gather (im2col needs a sample).
+        return xp.zeros((n, o, oh, ow), x.dtype), None
     k = cg * kh * kw
     w_mat = weight.reshape(g, o // g, k)
     window = geom.window(kh, kw)
@@ -126,6 +129,8 @@ def weight_grad_array(backend, x, grad_y, geom: ConvGeometry, weight_shape, colu
     o, cg, kh, kw = weight_shape
     g = geom.groups
     oh, ow = geom.output_shape(x.shape[2:], kh, kw)
+    if x.size == 0 or grad_y.size == 0:
+        return xp.zeros(weight_shape, x.dtype)
     if grad_y.shape[2:] != (oh, ow):
         padded = xp.zeros((n, o, oh, ow), grad_y.dtype)
         padded[:, :, :grad_y.shape[2], :grad_y.shape[3]] = grad_y
@@ -171,6 +176,8 @@ def conv_transpose_array(backend, x, weight, geom: ConvGeometry, out_hw):
     g = geom.groups
     (sh, sw), (ph, pw), (dh, dw) = geom.stride, geom.padding, geom.dilation
     out_hw = tuple(out_hw)
+    if x.size == 0 or weight.size == 0:
+        return xp.zeros((n, g * cout_g) + out_hw, x.dtype)
     natural = ((h - 1) * sh - 2 * ph + dh * (kh - 1) + 1, (w - 1) * sw - 2 * pw + dw * (kw - 1) + 1)
     if ((sh, sw) == (1, 1) and out_hw == natural and ph <= dh * (kh - 1)
             and pw <= dw * (kw - 1) and cin * out_hw[0] * out_hw[1] <= g * cout_g * h * w):

@@ -63,7 +63,10 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
                            f"{'x'.join(map(str, tuple(weight.shape)[::-1]))}): input of shape "
                            f"{tuple(input.shape)}, weight of shape {tuple(weight.shape)}")
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
-        raise RuntimeError(f"linear: bias of shape {tuple(bias.shape)} does not match "
-                           f"out_features={weight.shape[0]}")
+        if bias.ndim > 1 or bias.numel() != 1:
+            raise RuntimeError(f"linear: bias of shape {tuple(bias.shape)} does not match "
+                               f"out_features={weight.shape[0]}")
+        # A one-element bias broadcasts (torch); expand's backward sums its gradient back.
+        bias = bias.expand(weight.shape[0])
     (input, weight, bias), _ = promote(input, weight, bias)
     return Linear.apply(input, weight, bias)

@@ -12,6 +12,7 @@ import warnings
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor
+from ._util import broadcast_shapes
 from .activation import softplus
 from .elementwise import abs as _abs, clamp, exp, log, log1p, sigmoid, where
 from .reduce import log_softmax, softmax
@@ -46,6 +47,16 @@ def _reduce(loss: Tensor, reduction: str, weight=None) -> Tensor:
     if reduction == "mean":
         return loss.mean()
     return loss.sum() if reduction == "sum" else loss
+
+
+def _elementwise_weight(loss: Tensor, weight) -> Tensor:
+    """``loss * weight``, where the weight broadcasts to the loss's shape (not beyond it)."""
+    if weight is None:
+        return loss
+    if broadcast_shapes(tuple(weight.shape), tuple(loss.shape)) != tuple(loss.shape):
+        raise RuntimeError(f"output with shape {list(loss.shape)} doesn't match the broadcast "
+                           f"shape of the weight {list(weight.shape)}")
+    return loss * weight
 
 
 def _const(ctx, array) -> Tensor:
@@ -199,8 +210,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: "
                            f"{label_smoothing}")
     if target.is_floating_point() and tuple(target.shape) == tuple(input.shape):
-        return _soft_cross_entropy(input, target.to(input.dtype), weight, reduction,
-                                   label_smoothing)
+        if ignore_index >= 0:
+            raise RuntimeError("ignore_index is not supported for floating point target")
+        # NOTE: no cast: a float64 target makes a float64 loss of a float32 input (torch).
+        return _soft_cross_entropy(input, target, weight, reduction, label_smoothing)
     _check_class_target("cross_entropy", input, target, weight)
     return CrossEntropy.apply(input, target, weight, ignore_index, reduction, label_smoothing)
 
@@ -281,9 +294,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
                          "size.")
     target = _float_target("binary_cross_entropy", input, target)
     loss = BinaryCrossEntropy.apply(input, target)
-    if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, reduction)
+    return _reduce(_elementwise_weight(loss, weight), reduction)
 
 
 class BinaryCrossEntropyWithLogits(Function):
@@ -333,9 +344,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         # Expanded explicitly, so that its gradient is summed back by expand's backward.
         pos_weight = pos_weight.to(input.dtype).expand(input.shape)
     loss = BinaryCrossEntropyWithLogits.apply(input, target, pos_weight)
-    if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, reduction)
+    return _reduce(_elementwise_weight(loss, weight), reduction)
 
 
 # -- regression and divergence (composites) -----------------------------------------------------

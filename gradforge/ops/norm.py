@@ -10,6 +10,8 @@ second derivative is exact.
 """
 from __future__ import annotations
 
+import math
+
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 from ..backend.shapes import keepdim_shape, sum_subscripts
@@ -41,7 +43,7 @@ class Normalize(Function):
         # Statistics in float32 at least, as torch accumulates them: a float16 sum overflows.
         x = a._data if a._data.dtype.itemsize >= 4 else a._data.astype(xp.float32)
         total = ctx.device.backend.sum(x, dims, True)
-        count = x.size // total.size  # values per statistic
+        count = _count(x.shape, dims)
         mean = total / count
         centered = x - spread_over_batch(xp, mean, x.shape)
         var = _reduce_dot(xp, centered, centered, dims) / count
@@ -100,7 +102,7 @@ def _backward_arrays(ctx, g, weight, needs):
     xc, invstd = ctx.centered, ctx.invstd  # float32 at least (see forward)
     dtype = g.dtype  # the gradients' dtype: float16 ones are computed in float32
     g = g.astype(xc.dtype, copy=False)
-    count = xc.size // invstd.size
+    count = _count(xc.shape, dims)
     w = None if weight is None else weight._data
     grad_x = grad_w = grad_b = None
     sum_g = backend.sum(g, dims, True) if (needs[0] or (
@@ -136,6 +138,11 @@ def _backward_arrays(ctx, g, weight, needs):
         out *= invstd
         grad_x = Tensor._make(out.astype(dtype, copy=False), ctx.device)
     return grad_x, grad_w, grad_b, None, None, None
+
+
+def _count(shape, dims) -> int:
+    """Values per statistic (from the shape: an empty batch has statistics of none)."""
+    return math.prod(shape[d] for d in dims)
 
 
 def _per_statistic(weight_shape, stats_shape) -> bool:
@@ -188,6 +195,13 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None,
                     ("weight", weight), ("bias", bias)):
         if t is not None and t.numel() != channels:
             raise RuntimeError(f"{name} should contain {channels} elements not {t.numel()}")
+    if training and input.numel() == 0:
+        # NOTE: as torch, an empty batch passes through with the running statistics untouched;
+        # the affine map keeps weight and bias in the graph (with zero gradients).
+        out = input.clone()
+        if weight is not None:
+            out = out * _channel_shape(weight, input.ndim)
+        return out if bias is None else out + _channel_shape(bias, input.ndim)
     if training:
         if input.numel() // channels <= 1:
             raise ValueError("Expected more than 1 value per channel when training, got input "
@@ -247,7 +261,7 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
                                f"channels in input, but got {name} of shape {list(t.shape)} "
                                f"and input of shape {list(shape)}")
     # (N, G, C/G, rest): the groups are dims 2-3, the affine map runs along dims 1-2.
-    grouped = input.reshape(n, num_groups, per_group, -1)
+    grouped = input.reshape(n, num_groups, per_group, math.prod(shape[2:]))
     affine = (1, num_groups, per_group, 1)
     out = Normalize.apply(grouped, None if weight is None else weight.reshape(affine),
                           None if bias is None else bias.reshape(affine), (2, 3), eps)

@@ -73,7 +73,7 @@ class AdaptiveMaxPool2d(_MaxPoolBase):
         rows, cols = _adaptive_cells(h, oh), _adaptive_cells(w, ow)
         # Every window at once, (N, C, OH, OW, KH*KW) in row-major window order.
         r, q = backend.asarray(rows[:, None, :, None]), backend.asarray(cols[None, :, None, :])
-        windows = a[:, :, r, q].reshape(n, c, oh, ow, -1)
+        windows = a[:, :, r, q].reshape(n, c, oh, ow, rows.shape[1] * cols.shape[1])
         local = xp.argmax(windows, axis=-1)[..., None]
         out = xp.take_along_axis(windows, local, axis=-1)[..., 0]
         cells = backend.asarray((rows[:, None, :, None] * w + cols[None, :, None, :])
@@ -98,7 +98,8 @@ class MaxPoolScatter(Function):
         if window is not None:
             return backend.max_pool2d_backward(g, idx, x_shape, *window)
         n, c, h, w = x_shape
-        flat = idx.reshape(n * c, -1) + ctx.xp.arange(n * c).reshape(-1, 1) * (h * w)
+        cells = idx.shape[2] * idx.shape[3]
+        flat = idx.reshape(n * c, cells) + ctx.xp.arange(n * c).reshape(-1, 1) * (h * w)
         grad_x = ctx.xp.zeros(n * c * h * w, g.dtype)
         backend.add_at(grad_x, flat.reshape(-1), g.reshape(-1))
         return grad_x.reshape(x_shape)
@@ -106,8 +107,9 @@ class MaxPoolScatter(Function):
     @staticmethod
     def backward(ctx, grad_output):
         (indices,) = ctx.saved_tensors
-        n, c = indices.shape[:2]
-        picked = gather(grad_output.reshape(n, c, -1), 2, indices.reshape(n, c, -1))
+        n, c, oh, ow = indices.shape
+        h, w = grad_output.shape[2:]
+        picked = gather(grad_output.reshape(n, c, h * w), 2, indices.reshape(n, c, oh * ow))
         return picked.reshape(indices.shape), None, None, None
 
 
@@ -159,9 +161,10 @@ def _stride(stride, kernel, n: int, op: str) -> tuple[int, ...]:
 
 def _batched(input: Tensor, nd: int, op: str) -> tuple[Tensor, bool]:
     """The input as (N, C, ...) (a batch dim added to unbatched input) and whether it was."""
-    if input.ndim not in (nd + 1, nd + 2) or input.numel() == 0:
-        raise RuntimeError(f"{op}: Expected non-empty {nd + 1}D or {nd + 2}D (batch mode) "
-                           f"tensor for input, but got: {list(input.shape)}")
+    if input.ndim not in (nd + 1, nd + 2) or 0 in input.shape[input.ndim - nd - 1:]:
+        raise RuntimeError(f"{op}: Expected {nd + 1}D or {nd + 2}D (batch mode) tensor with "
+                           "optional 0 dim batch size for input, but got: "
+                           f"{list(input.shape)}")
     if not input.is_floating_point():
         raise RuntimeError(f"{op}: expected a floating point input, got {input.dtype}")
     return (input.unsqueeze(0), True) if input.ndim == nd + 1 else (input, False)
@@ -263,7 +266,7 @@ def _adaptive_args(input: Tensor, output_size, nd: int, op: str):
     if input.ndim not in (nd + 1, nd + 2):
         raise RuntimeError(f"{op}(): Expected {nd + 1}D or {nd + 2}D tensor, but got "
                            f"{list(input.shape)}")
-    if any(n == 0 for n in input.shape[-nd:]) or not input.is_floating_point():
+    if 0 in input.shape[-nd:] or not input.is_floating_point():
         raise RuntimeError(f"{op}(): Expected a floating point input with non-zero size for "
                            f"non-batch dimensions, but got {input.dtype} of size "
                            f"{list(input.shape)}")

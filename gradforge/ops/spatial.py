@@ -47,12 +47,15 @@ class ConstantPad(Function):
 
 
 def _source_index(n: int, lo: int, hi: int, mode: str) -> np.ndarray:
-    """For positions ``-lo .. n + hi - 1`` of a padded axis, the input position each copies."""
+    """For positions ``-lo .. n + hi - 1`` of a padded axis, the input position each copies
+    (a negative ``lo`` or ``hi`` crops)."""
+    if mode == "circular":
+        # NOTE: as torch, negative pads crop first and the rest wraps around the cropped axis.
+        kept = n + min(lo, 0) + min(hi, 0)
+        return np.arange(-max(lo, 0), kept + max(hi, 0)) % kept + max(-lo, 0)
     j = np.arange(-lo, n + hi)
     if mode == "replicate":
         return j.clip(0, n - 1)
-    if mode == "circular":
-        return j % n
     j = np.abs(j)  # reflect about 0, then about n - 1
     return np.where(j > n - 1, 2 * (n - 1) - j, j)
 
@@ -73,7 +76,7 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) 
     Args:
         input: any tensor for ``'constant'``; for the other modes (N, C, *) or (C, *) with
             1 to 3 padded dims.
-        pad: pairs of sizes, last dim first; negative sizes crop (constant mode).
+        pad: pairs of sizes, last dim first; negative sizes crop.
         mode: ``'constant'`` (``value``, default 0), ``'reflect'`` (mirror without the
             edge), ``'replicate'`` (repeat the edge) or ``'circular'`` (wrap around).
     """
@@ -101,17 +104,22 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) 
     if not 1 <= dims <= 3 or input.ndim not in (dims + 1, dims + 2):
         raise NotImplementedError(f"Padding size {len(pad)} is not supported for "
                                   f"{input.ndim}D input tensor.")
+    if mode != "circular" and 0 in input.shape[input.ndim - dims - 1:]:
+        raise RuntimeError(f"{mode} padding: expected {dims + 1}D or {dims + 2}D (batch mode) "
+                           "tensor with possibly 0 batch size and other non-zero dimensions for "
+                           f"input, but got: {list(input.shape)}")
     out = input
     for k, (lo, hi) in enumerate(pairs):
         axis = input.ndim - 1 - k
         n = input.shape[axis]
-        if lo < 0 or hi < 0:
-            raise _pad_error(f"{mode} padding must be non-negative", pad, input)
+        if n + min(lo, 0) + min(hi, 0) < 0 or n + lo + hi < 0:
+            raise _pad_error("negative padding crops more than the input holds", pad, input)
         if mode == "reflect" and (lo >= n or hi >= n):
             raise RuntimeError("Argument #4: Padding size should be less than the corresponding "
                                f"input dimension, but got: padding ({lo}, {hi}) at dimension "
                                f"{axis} of input {list(input.shape)}")
-        if mode == "circular" and (lo > n or hi > n):
+        kept = n + min(lo, 0) + min(hi, 0)
+        if mode == "circular" and (lo > kept or hi > kept):
             raise _pad_error("Padding value causes wrapping around more than once", pad, input)
         if lo or hi:
             out = _gather_axis(out, axis, _source_index(n, lo, hi, mode))
