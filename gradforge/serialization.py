@@ -27,12 +27,14 @@ import zlib
 from collections import OrderedDict
 
 import numpy as np
+from numpy.lib.array_utils import byte_bounds
 
 from .backend import CPU, as_device
 from .backend import cuda as cuda_backend
 from .backend.device import device as Device
 from .backend.dtypes import dtype as DType
 from .backend.dtypes import to_dtype
+from .nn.parameter import Parameter
 from .tensor import Tensor
 
 __all__ = ["CheckpointError", "load", "save"]
@@ -60,6 +62,7 @@ class _Encoder:
         self.arrays: dict = {}  # name -> little-endian contiguous host array
         self._names: dict = {}  # id(tensor) -> name, so a tensor saved twice is stored once
         self._keep: list = []  # keeps the tensors alive, so their ids stay unique
+        self._host: list = []  # (ref, array) of each CPU tensor, to find views of one another
 
     def _add(self, obj, host: np.ndarray, path: list) -> str:
         name = self._names.get(id(obj))
@@ -88,9 +91,14 @@ class _Encoder:
             return obj if math.isfinite(obj) else {"$": "float", "v": repr(obj)}
         if isinstance(obj, Tensor):
             host = obj._device.backend.to_host(obj._data)
+            new = id(obj) not in self._names
             ref = {"$": "tensor", "key": self._add(obj, host, path), "device": str(obj.device)}
+            if new and host is obj._data:
+                self._host.append((ref, host))
             if obj.requires_grad:
                 ref["requires_grad"] = True
+            if isinstance(obj, Parameter):
+                ref["parameter"] = True
             return ref
         if isinstance(obj, np.ndarray):
             return {"$": "ndarray", "key": self._add(obj, obj, path)}
@@ -111,6 +119,31 @@ class _Encoder:
                         "checkpoints hold tensors, NumPy arrays, dicts, lists, tuples, numbers, "
                         "strings, bools, None, dtypes and devices")
 
+    def link_views(self) -> None:
+        """Mark each CPU tensor whose memory lies inside another saved tensor's as its view.
+
+        torch keeps tensors that share storage sharing it after ``load``. Every tensor keeps
+        its own bytes (the file stays a plain safetensors file); the ``view`` entry says how
+        to rebuild it over a C-contiguous base: byte offset and strides.
+        """
+        groups: dict = {}
+        for ref, a in self._host:
+            root = a
+            while isinstance(root.base, np.ndarray):
+                root = root.base
+            groups.setdefault(id(root), []).append((ref, a, byte_bounds(a)))
+        for members in groups.values():
+            # Largest first: a base is decided before the tensors inside it, and never a view.
+            members.sort(key=lambda m: m[2][0] - m[2][1])
+            for i, (ref, a, (lo, hi)) in enumerate(members):
+                for base_ref, b, (blo, bhi) in members[:i]:
+                    if (b.flags.c_contiguous and "view" not in base_ref and a.size
+                            and blo <= lo and hi <= bhi):
+                        start = a.__array_interface__["data"][0] - blo
+                        ref["view"] = {"of": base_ref, "offset": start,
+                                       "strides": list(a.strides)}
+                        break
+
     def _key(self, key, path: list):
         if isinstance(key, (Tensor, np.ndarray, list, dict)):
             raise TypeError(f"gradforge.save: dict key of type {type(key).__name__} at "
@@ -126,6 +159,7 @@ def _serialize(obj) -> tuple[bytes, list]:
     """The header bytes (length prefix included) and the arrays to write after it, in order."""
     enc = _Encoder()
     structure = enc.encode(obj, [])
+    enc.link_views()
     # Larger items first keeps every tensor aligned to its item size (the header is padded
     # to 8 bytes), as the safetensors writer does.
     order = sorted(enc.arrays, key=lambda k: (-enc.arrays[k].dtype.itemsize, k))
@@ -164,7 +198,8 @@ def save(obj, f) -> None:
     if not isinstance(f, (str, os.PathLike)):
         _write(f, head, arrays)
         return
-    path = os.fspath(f)
+    # NOTE: like open() in torch.save, a symlink is written through, not replaced.
+    path = os.path.realpath(os.fspath(f))
     folder = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
@@ -225,7 +260,7 @@ def _parse(buf: bytearray, name: str) -> tuple[dict, dict]:
              "not a safetensors file)")
     try:
         header = json.loads(bytes(buf[8:8 + n]).decode("utf-8"))
-    except ValueError as e:  # a JSONDecodeError or UnicodeDecodeError
+    except (ValueError, RecursionError) as e:  # bad JSON or UTF-8, or absurdly deep nesting
         fail(f"the header is not valid JSON ({e}); the file is corrupted or not a "
              "safetensors file")
     if not isinstance(header, dict):
@@ -265,6 +300,8 @@ def _parse(buf: bytearray, name: str) -> tuple[dict, dict]:
     if pos != data_len:
         fail(f"{data_len - pos} bytes after the last tensor (the file is corrupted)")
     crcs = _json_meta(meta, _CRC, fail) if _CRC in meta else None
+    if crcs is not None and not isinstance(crcs, dict):
+        fail(f"metadata {_CRC!r} is not a JSON object")
     arrays = {}
     for start, end, key in spans:
         view = memoryview(buf)[data_start + start:data_start + end]
@@ -282,7 +319,7 @@ def _parse(buf: bytearray, name: str) -> tuple[dict, dict]:
 def _json_meta(meta: dict, key: str, fail):
     try:
         return json.loads(meta[key])
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         fail(f"metadata {key!r} is not valid JSON ({e})")
 
 
@@ -292,6 +329,7 @@ class _Decoder:
     def __init__(self, arrays: dict, fail, place):
         self.arrays, self.fail, self.place = arrays, fail, place
         self.used: dict = {}  # name -> the object built, so shared tensors stay shared
+        self.loaded: dict = {}  # name -> the host array a tensor was built on
 
     def decode(self, node):
         if node is None or isinstance(node, (bool, int, float, str)):
@@ -331,7 +369,7 @@ class _Decoder:
 
     def _array(self, node: dict, tag: str):
         key = node.get("key")
-        if key not in self.arrays:
+        if not isinstance(key, str) or key not in self.arrays:
             self.fail(f"the structure refers to a missing tensor {key!r}")
         if key in self.used:
             return self.used[key]
@@ -344,11 +382,47 @@ class _Decoder:
                 self.fail(f"tensor {key!r} has dtype {code}, which gradforge tensors do not "
                           "support")
             location = str(self._named(Device, str(node.get("device", "cpu")), "device"))
-            out = self.place(Tensor._make(a, CPU), location)
-            if node.get("requires_grad") and out.is_floating_point():
+            host = self._view(node, a) if "view" in node else Tensor._make(a, CPU)
+            self.loaded[key] = host._data
+            out = self.place(host, location)
+            grad = bool(node.get("requires_grad")) and out.is_floating_point()
+            if node.get("parameter") is True:
+                # torch.load gives back Parameters, so assigning one to a module registers it.
+                out = Parameter(out, requires_grad=grad)
+            elif grad:
                 out.requires_grad = True
         self.used[key] = out
         return out
+
+
+    def _view(self, node: dict, a: np.ndarray) -> Tensor:
+        """``a`` rebuilt over the memory of the tensor it was a view of when saved.
+
+        The base is loaded first. Sharing needs it left on the CPU by ``map_location``;
+        otherwise the tensor gets its own copy of its (identical) bytes.
+        """
+        view = node["view"]
+        if not (isinstance(view, dict) and isinstance(view.get("of"), dict)
+                and view["of"].get("$") == "tensor" and type(view.get("offset")) is int
+                and isinstance(view.get("strides"), list) and len(view["strides"]) == a.ndim
+                and all(type(s) is int for s in view["strides"])):
+            self.fail(f"tensor {node.get('key')!r} has a malformed view entry")
+        base = self._array(view["of"], "tensor")
+        if node.get("key") in self.used:  # loading its base loaded the tensor itself
+            self.fail(f"tensor {node.get('key')!r} is saved as a view of itself")
+        buf = self.loaded[view["of"]["key"]]
+        if not (isinstance(base, Tensor) and base._data is buf):
+            return Tensor._make(a, CPU)
+        try:
+            # NOTE: ndarray() checks that the view stays inside the base's memory, so a
+            # corrupted entry cannot reach outside it.
+            shared = np.ndarray(a.shape, a.dtype, buffer=buf, offset=view["offset"],
+                                strides=view["strides"])
+        except (TypeError, ValueError, BufferError) as e:
+            self.fail(f"tensor {node.get('key')!r} has a bad view entry ({e})")
+        if shared.tobytes() != a.tobytes():
+            self.fail(f"tensor {node.get('key')!r} differs from the view it was saved as")
+        return Tensor._make(shared, CPU, vc=base._vc)
 
 
 def _placer(map_location):

@@ -103,6 +103,51 @@ def test_shared_tensor_saved_once_and_stays_shared(tmp_path):
     assert out["a"] is out["b"][0]
 
 
+def test_views_stay_views_of_one_another(tmp_path):
+    # As in torch: tensors sharing memory share it after load, whichever comes first.
+    a = gradforge.arange(12.0).reshape(3, 4)
+    save({"col": a[:, 2], "base": a, "t": a.t(), "row": a[1], "every3": a.reshape(-1)[::3],
+          "other": gradforge.ones(2)}, tmp_path / "v.st")
+    header, _ = _read(tmp_path / "v.st")
+    assert sorted(header) == ["__metadata__", "base", "col", "every3", "other", "row", "t"]
+    out = load(tmp_path / "v.st")
+    assert out["t"].tolist() == a.t().tolist() and out["every3"].tolist() == [0, 3, 6, 9]
+    version = out["row"]._version
+    out["base"][1, 2] = 99.0
+    assert out["col"].tolist() == [2.0, 99.0, 10.0] and out["row"].tolist() == [4, 5, 99, 7]
+    assert out["t"][2].tolist() == [2.0, 99.0, 10.0] and out["every3"].tolist() == [0, 3, 99, 9]
+    assert out["row"]._version > version  # in-place changes are seen through every view
+    out["t"].mul_(0)
+    assert out["base"].sum().item() == 0 and out["other"].tolist() == [1.0, 1.0]
+    # A map_location that makes new tensors leaves them unshared, with the right values.
+    doubled = load(tmp_path / "v.st", map_location=lambda t, loc: t * 2)
+    doubled["base"].zero_()
+    assert doubled["row"].tolist() == [8.0, 10.0, 12.0, 14.0]
+
+
+def test_parameters_load_as_parameters(tmp_path):
+    frozen = gradforge.nn.Parameter(gradforge.ones(2), requires_grad=False)
+    save({"w": gradforge.nn.Parameter(gradforge.ones(3)), "frozen": frozen,
+          "t": gradforge.ones(1, requires_grad=True)}, tmp_path / "p.st")
+    out = load(tmp_path / "p.st")
+    assert type(out["w"]) is gradforge.nn.Parameter and out["w"].requires_grad
+    assert type(out["frozen"]) is gradforge.nn.Parameter and not out["frozen"].requires_grad
+    assert type(out["t"]) is gradforge.Tensor and out["t"].requires_grad
+    module = gradforge.nn.Module()
+    module.w = out["w"]  # registers, as a loaded torch Parameter does
+    assert [name for name, _ in module.named_parameters()] == ["w"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symlinks")
+def test_save_writes_through_a_symlink(tmp_path):
+    # torch.save opens the path, so a "latest" link keeps pointing at the updated file.
+    save([1], tmp_path / "ckpt_1.st")
+    os.symlink(tmp_path / "ckpt_1.st", tmp_path / "latest.st")
+    save([2], tmp_path / "latest.st")
+    assert (tmp_path / "latest.st").is_symlink() and load(tmp_path / "ckpt_1.st") == [2]
+    assert sorted(os.listdir(tmp_path)) == ["ckpt_1.st", "latest.st"]
+
+
 def test_file_is_safetensors_readable_by_the_safetensors_package(tmp_path):
     safetensors_numpy = pytest.importorskip("safetensors.numpy")
     sd = {"fc1.weight": gradforge.randn(5, 3), "fc1.bias": gradforge.randn(5).double(),
@@ -263,6 +308,12 @@ def test_not_a_safetensors_file(tmp_path):
         '{"$":"dict","v":[[{"$":"dict","v":[]},1]]}')}), "dict key .* is a dict"),
     (lambda h, d: h["__metadata__"].update({"gradforge.structure": '{"$":"dtype","v":"int3"}'}),
      "bad dtype 'int3'"),
+    (lambda h, d: h["__metadata__"].update({"gradforge.crc32": "[1, 2]"}),
+     "'gradforge.crc32' is not a JSON object"),
+    (lambda h, d: h["__metadata__"].update({"gradforge.structure": '{"$":"tensor","key":[1]}'}),
+     r"missing tensor \[1\]"),
+    (lambda h, d: h["__metadata__"].update({"gradforge.structure": "[" * 100_000}),
+     "not valid JSON"),
     (lambda h, d: h["__metadata__"].update({"gradforge.structure": (
         '{"$":"list","v":[{"$":"tensor","key":"a","device":"tpu"},'
         '{"$":"tensor","key":"b"}]}')}), "bad device 'tpu'"),
@@ -272,6 +323,34 @@ def test_bad_header_fields(good, tmp_path, edit, message):
     with pytest.raises(CheckpointError, match=message) as info:
         load(bad)
     assert str(bad) in str(info.value)
+
+
+def test_deeply_nested_header_is_a_checkpoint_error(tmp_path):
+    p = tmp_path / "deep.st"
+    head = b"[" * 100_000 + b"]" * 100_000
+    p.write_bytes(struct.pack("<Q", len(head)) + head)
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load(p)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda v: v.update(offset=10**6), "bad view entry"),
+    (lambda v: v.update(strides=[-4]), "differs from the view it was saved as"),
+    (lambda v: v.update(strides=["4"]), "malformed view entry"),
+    (lambda v: v.update(of={"$": "tensor", "key": "row"}), "view of itself"),
+    (lambda v: v.update(of={"$": "tensor", "key": "nope"}), "missing tensor 'nope'"),
+])
+def test_bad_view_entries(tmp_path, edit, message):
+    a = gradforge.arange(12.0).reshape(3, 4)
+    save({"base": a, "row": a[1]}, tmp_path / "v.st")
+
+    def corrupt(header, data):
+        structure = json.loads(header["__metadata__"]["gradforge.structure"])
+        edit(structure["v"][1][1]["view"])
+        header["__metadata__"]["gradforge.structure"] = json.dumps(structure)
+
+    with pytest.raises(CheckpointError, match=message):
+        load(_edit(tmp_path / "v.st", tmp_path, corrupt))
 
 
 def test_nothing_is_built_before_validation(good, tmp_path):
