@@ -8,9 +8,19 @@ from ..tensor import Tensor
 from ._util import binary, nondiff
 
 
-def _compare(ufunc_name: str, doc: str):
+def _integral_only(name: str, t: Tensor) -> None:
+    if t._data.dtype.kind == "f":
+        raise RuntimeError(f'"{name}" not implemented for \'{t.dtype.name}\': bitwise ops take '
+                           "integer and bool tensors")
+
+
+def _compare(ufunc_name: str, doc: str, integral: bool = False):
+    """A binary op with no gradient: the ufunc over the broadcast operands (``integral``:
+    refusing floats, as torch's bitwise ops do)."""
     def op(input, other) -> Tensor:
         a, b = binary(input, other)
+        if integral:
+            _integral_only(ufunc_name, a if isinstance(a, Tensor) else b)
         return nondiff(lambda xp, x, y: getattr(xp, ufunc_name)(x, y), a, b)
     op.__name__ = ufunc_name
     op.__doc__ = doc
@@ -33,27 +43,11 @@ def logical_not(input) -> Tensor:
     return nondiff(lambda xp, x: xp.logical_not(x), input)
 
 
-def _integral_only(name: str, t: Tensor) -> None:
-    if t._data.dtype.kind == "f":
-        raise RuntimeError(f'"{name}" not implemented for \'{t.dtype.name}\': bitwise ops take '
-                           "integer and bool tensors")
-
-
-def _bitwise(ufunc_name: str, doc: str):
-    # NOTE: on bool tensors these are the logical ops; int tensors keep their dtype (torch's
-    # ``&``, ``|``, ``^``, ``~``), where ``logical_*`` would give bool.
-    def op(input, other) -> Tensor:
-        a, b = binary(input, other)
-        _integral_only(ufunc_name, a if isinstance(a, Tensor) else b)
-        return nondiff(lambda xp, x, y: getattr(xp, ufunc_name)(x, y), a, b)
-    op.__name__ = ufunc_name
-    op.__doc__ = doc
-    return op
-
-
-bitwise_and = _bitwise("bitwise_and", "Elementwise bitwise and (``&``); logical on bools.")
-bitwise_or = _bitwise("bitwise_or", "Elementwise bitwise or (``|``); logical on bools.")
-bitwise_xor = _bitwise("bitwise_xor", "Elementwise bitwise xor (``^``); logical on bools.")
+# NOTE: on bool tensors these are the logical ops; int tensors keep their dtype (torch's
+# ``&``, ``|``, ``^``, ``~``), where ``logical_*`` would give bool.
+bitwise_and = _compare("bitwise_and", "Elementwise bitwise and (``&``); logical on bools.", True)
+bitwise_or = _compare("bitwise_or", "Elementwise bitwise or (``|``); logical on bools.", True)
+bitwise_xor = _compare("bitwise_xor", "Elementwise bitwise xor (``^``); logical on bools.", True)
 
 
 def bitwise_not(input) -> Tensor:
