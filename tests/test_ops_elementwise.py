@@ -277,6 +277,23 @@ def test_bitwise_ops_and_integer_alpha_refuse_floats():
             op()
 
 
+@pytest.mark.parametrize("op", [
+    lambda lib: lib.tensor([5, 3]) // 0,
+    lambda lib: lib.tensor([5, 3]) % lib.tensor([2, 0]),
+    lambda lib: 7 % lib.tensor([0, 2]),
+    lambda lib: lib.tensor([5, -3]).div(lib.tensor([0, 1]), rounding_mode="trunc"),
+    lambda lib: lib.remainder(lib.tensor([5], dtype=lib.int32), 0),
+], ids=["floordiv-scalar", "mod-tensor", "rmod", "trunc-div", "remainder-int32"])
+def test_integer_division_by_zero_raises_as_torch(op):
+    """NumPy gives 0 (a wrong answer, its warning silenced); torch raises. Floats give inf."""
+    torch = pytest.importorskip("torch")
+    for lib in (torch, gradforge):
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            op(lib)
+    assert (gradforge.tensor([5.0]) // 0).tolist() == [float("inf")]
+    assert (gradforge.tensor([5, -3]) // 2).tolist() == [2, -2]
+
+
 def test_binary_op_needs_a_tensor():
     with pytest.raises(TypeError, match="int and float"):
         gradforge.add(1, 2.0)

@@ -15,7 +15,7 @@ from ..autograd.function import Function
 from ..backend.dtypes import int64
 from ..tensor import Tensor
 from ._util import arr, binary, broadcast, promote
-from .rounding import floor_divide, sign, trunc_divide
+from .rounding import check_integer_divisor, floor_divide, sign, trunc_divide
 
 
 # -- arithmetic -------------------------------------------------------------------------------
@@ -207,6 +207,7 @@ class Remainder(Function):
 
 def remainder(input, other) -> Tensor:
     a, b = binary(input, other)
+    check_integer_divisor(a, b)
     return Remainder.apply(a, b)
 
 
